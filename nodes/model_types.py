@@ -1,0 +1,82 @@
+"""The objects that flow along MODEL, CLIP and VAE links, shared by every built-in node.
+
+They wrap real diffusers/transformers modules. Nodes never mutate one: `clone()` gives a shallow
+copy that shares the weights and copies the options, so patches (callbacks, cfg functions) stay
+local to the branch that made them.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass
+class DiffusionModel:
+    """MODEL: a denoising UNet plus what sampling needs to know about it.
+
+    - `unet`: diffusers `UNet2DConditionModel` in eval mode (shared, never modified in place).
+    - `scheduler_config`: the training noise schedule as a diffusers scheduler config dict
+      (num_train_timesteps, beta_start, beta_end, beta_schedule, prediction_type, ...).
+    - `options`: patches set by nodes, e.g. ``"step_callbacks"`` (a tuple of callables),
+      ``"sampler_cfg_function"``; read by the samplers.
+    - `family`: "sd1" today; "sd2"/"sdxl" later.
+    """
+
+    unet: Any
+    scheduler_config: dict[str, Any]
+    family: str = "sd1"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prediction_type(self) -> str:
+        return self.scheduler_config.get("prediction_type", "epsilon")
+
+    @property
+    def device(self) -> Any:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> Any:
+        return next(self.unet.parameters()).dtype
+
+    def clone(self) -> "DiffusionModel":
+        return replace(self, options=copy.copy(self.options))
+
+    def with_option(self, key: str, value: Any) -> "DiffusionModel":
+        out = self.clone()
+        out.options[key] = value
+        return out
+
+    def add_step_callback(self, callback: Any) -> "DiffusionModel":
+        """A clone whose samplers also call `callback` after every step (see nodes/sampling)."""
+        return self.with_option("step_callbacks", tuple(self.options.get("step_callbacks", ())) + (callback,))
+
+
+@dataclass
+class ClipModel:
+    """CLIP: a tokenizer and a transformers `CLIPTextModel`; `layer_idx` < 0 is clip skip (-1 = last)."""
+
+    tokenizer: Any
+    text_encoder: Any
+    layer_idx: int = -1
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def clone(self) -> "ClipModel":
+        return replace(self, options=copy.copy(self.options))
+
+
+@dataclass
+class VaeModel:
+    """VAE: a diffusers `AutoencoderKL` and its latent scaling factor (0.18215 for SD1.x)."""
+
+    vae: Any
+    scaling_factor: float = 0.18215
+
+    @property
+    def downscale(self) -> int:
+        """Pixels per latent cell (the seed's vae_scale_factor): 2 ** (number of down blocks - 1)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def clone(self) -> "VaeModel":
+        return replace(self)
