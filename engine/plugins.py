@@ -1,0 +1,278 @@
+"""Discover and load node packs: the built-in `nodes` package and every pack in custom_nodes folders.
+
+Each pack is imported under a private namespace (`diffgraph_packs.<name>`), so a pack called `utils`
+or `nodes` never shadows a real module. A pack that fails (raises, bad syntax, missing dependency, no
+nodes) is recorded in the LoadReport with its traceback and logged; it never stops start-up.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import re
+import sys
+import time
+import tomllib
+import traceback as tb
+import types
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import PluginLoadError
+from .registry import NodeRegistry
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "diffgraph_packs"
+DISABLED_SUFFIX = ".disabled"
+BUILTIN_PACK = "builtin"
+LOADED, FAILED, DISABLED = "loaded", "failed", "disabled"
+
+
+@dataclass
+class PackReport:
+    """What happened to one pack. `state` is "loaded" | "failed" | "disabled"."""
+
+    name: str
+    path: str
+    state: str
+    nodes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    import_seconds: float = 0.0
+    error: str | None = None
+    traceback: str | None = None
+    web_directory: str | None = None
+    module_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadReport:
+    """Every pack found, in load order, whatever its state."""
+
+    packs: list[PackReport] = field(default_factory=list)
+
+    def get(self, name: str) -> PackReport | None:
+        return next((p for p in self.packs if p.name == name), None)
+
+    def by_state(self, state: str) -> list[PackReport]:
+        return [p for p in self.packs if p.state == state]
+
+    @property
+    def loaded(self) -> list[PackReport]:
+        return self.by_state(LOADED)
+
+    @property
+    def failed(self) -> list[PackReport]:
+        return self.by_state(FAILED)
+
+    @property
+    def disabled(self) -> list[PackReport]:
+        return self.by_state(DISABLED)
+
+    def web_directories(self) -> dict[str, Path]:
+        """{pack name: web folder} for loaded packs with a WEB_DIRECTORY (served at /extensions/<name>/)."""
+        return {p.name: Path(p.web_directory) for p in self.packs if p.state == LOADED and p.web_directory}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"packs": [p.to_dict() for p in self.packs]}
+
+    def summary_lines(self) -> list[str]:
+        """ComfyUI-style import-time lines, slowest first."""
+        lines = []
+        for p in sorted(self.packs, key=lambda r: r.import_seconds, reverse=True):
+            flag = {FAILED: " (IMPORT FAILED)", DISABLED: " (DISABLED)"}.get(p.state, "")
+            lines.append(f"{p.import_seconds:6.1f} seconds{flag}: {p.path}")
+        return lines
+
+
+def load_builtin(registry: NodeRegistry, module_name: str = "nodes") -> PackReport:
+    """Import the built-in node package by name and register it as pack "builtin".
+
+    A failure is reported (state "failed", with traceback), never raised: the server still starts.
+    """
+    started = time.perf_counter()
+    report = PackReport(BUILTIN_PACK, module_name, LOADED, module_name=module_name)
+    try:
+        module = importlib.import_module(module_name)
+        report.path = str(getattr(module, "__file__", None) or module_name)
+        report.nodes, report.refused = registry.register_module(module, pack=BUILTIN_PACK,
+                                                                python_module=module_name)
+    except Exception as exc:  # an import error in a built-in must not stop start-up either
+        _record_failure(report, exc)
+    report.import_seconds = time.perf_counter() - started
+    return report
+
+
+def load_packs(dirs: Iterable[str | Path], registry: NodeRegistry, disable_all: bool = False,
+               whitelist: Iterable[str] = ()) -> LoadReport:
+    """Load every package and single `.py` in each custom_nodes folder, in sorted order.
+
+    `*.disabled` entries are listed as disabled; with `disable_all`, so is every pack not in
+    `whitelist`. A node name already registered (built-in or earlier pack) is refused and reported.
+    """
+    allowed = set(whitelist)
+    report = LoadReport()
+    taken = {BUILTIN_PACK: "the built-in nodes"}  # pack name -> path: a second pack of one name is refused
+    for folder in dirs:
+        for entry in discover(folder):
+            name = pack_name(entry)
+            if entry.name.endswith(DISABLED_SUFFIX) or (disable_all and name not in allowed):
+                report.packs.append(PackReport(name, str(entry), DISABLED))
+                continue
+            if name in taken:
+                msg = f"a pack named {name!r} was already loaded from {taken[name]}"
+                report.packs.append(PackReport(name, str(entry), FAILED, error=msg))
+                log.error("custom node pack %s not loaded: %s", entry, msg)
+                continue
+            taken[name] = str(entry)
+            report.packs.append(load_pack(entry, registry, name))
+    for line in report.summary_lines():
+        log.info("custom nodes import time %s", line)
+    return report
+
+
+def discover(folder: str | Path) -> list[Path]:
+    """The pack entries in one custom_nodes folder, sorted by name: packages and `.py` files."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        bare = entry.name.removesuffix(DISABLED_SUFFIX)
+        if bare.startswith((".", "_")):
+            continue  # __pycache__, .git, editor files, private helpers
+        if entry.is_dir() or (entry.is_file() and bare.endswith(".py")):
+            found.append(entry)
+    return found
+
+
+def pack_name(entry: Path) -> str:
+    """The pack's public name: the folder name, or the file name without `.py` (and `.disabled`)."""
+    name = entry.name.removesuffix(DISABLED_SUFFIX)
+    return name.removesuffix(".py") if entry.is_file() else name
+
+
+def module_name_for(name: str) -> str:
+    """`diffgraph_packs.<identifier>`: pack folders are often named like `ComfyUI-Foo.Bar`."""
+    ident = re.sub(r"\W", "_", name)
+    if not ident or ident[0].isdigit():
+        ident = "_" + ident
+    return f"{NAMESPACE}.{ident}"
+
+
+def load_pack(entry: Path, registry: NodeRegistry, name: str | None = None) -> PackReport:
+    """Import one pack and register its nodes; every failure is caught and reported."""
+    name = name or pack_name(entry)
+    modname = module_name_for(name)
+    report = PackReport(name, str(entry), LOADED, module_name=modname)
+    started = time.perf_counter()
+    try:
+        module = _import_pack(entry, modname)
+        _register(module, entry, registry, report)
+    except Exception as exc:  # a broken pack is reported, never fatal
+        _forget_modules(modname)
+        if report.nodes:
+            registry.unregister_pack(name)
+            report.nodes = []
+        _record_failure(report, exc)
+    report.import_seconds = time.perf_counter() - started
+    return report
+
+
+def _import_pack(entry: Path, modname: str) -> types.ModuleType:
+    _ensure_namespace()
+    if modname in sys.modules:
+        raise PluginLoadError(f"module {modname} is already imported (two packs with one name?)")
+    if entry.is_dir():
+        init = entry / "__init__.py"
+        if not init.is_file():
+            raise PluginLoadError(f"{entry} is a folder without __init__.py, so it is not a node pack")
+        spec = importlib.util.spec_from_file_location(modname, init, submodule_search_locations=[str(entry)])
+    else:
+        spec = importlib.util.spec_from_file_location(modname, entry)
+    if spec is None or spec.loader is None:
+        raise PluginLoadError(f"cannot import {entry}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = module  # before exec, so the pack's relative imports find their parent
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ensure_namespace() -> None:
+    # The parent of every pack module: an empty package that exists only in sys.modules.
+    if NAMESPACE not in sys.modules:
+        parent = types.ModuleType(NAMESPACE, "Node packs loaded by engine.plugins.")
+        parent.__path__ = []
+        sys.modules[NAMESPACE] = parent
+
+
+def _register(module: types.ModuleType, entry: Path, registry: NodeRegistry, report: PackReport) -> None:
+    has_mappings = isinstance(getattr(module, "NODE_CLASS_MAPPINGS", None), dict)
+    report.web_directory = _web_directory(module, entry, report)
+    report.nodes, refused = registry.register_module(module, pack=report.name)
+    report.refused.extend(refused)
+    for msg in refused:
+        log.warning("custom node pack %s: %s", report.name, msg)
+    if report.nodes or report.web_directory:
+        return
+    if refused:
+        raise PluginLoadError(f"every node of {report.name} was refused: {'; '.join(refused)}")
+    if hasattr(module, "comfy_entrypoint") and not has_mappings:
+        raise PluginLoadError("ComfyUI V3 packs (comfy_entrypoint) are not supported; export NODE_CLASS_MAPPINGS")
+    raise PluginLoadError(f"{report.name} defines no nodes: no NODE_CLASS_MAPPINGS entries and no @node classes")
+
+
+def _web_directory(module: types.ModuleType, entry: Path, report: PackReport) -> str | None:
+    """The pack's WEB_DIRECTORY (or pyproject [tool.comfy] web), resolved inside the pack folder."""
+    pack_dir = entry if entry.is_dir() else entry.parent
+    declared = getattr(module, "WEB_DIRECTORY", None) or _pyproject_web(pack_dir if entry.is_dir() else None)
+    if not declared:
+        return None
+    web = (pack_dir / str(declared)).resolve()
+    root = pack_dir.resolve()
+    if entry.is_file() or (web != root and root not in web.parents):
+        # A single-file pack shares its folder with other packs; a web dir must stay inside its own pack.
+        report.refused.append(f"WEB_DIRECTORY {declared!r} refused: it must be a folder inside the pack folder")
+        return None
+    if not web.is_dir():
+        report.refused.append(f"WEB_DIRECTORY {declared!r} refused: {web} is not a folder")
+        return None
+    return str(web)
+
+
+def _pyproject_web(pack_dir: Path | None) -> str | None:
+    if pack_dir is None or not (pack_dir / "pyproject.toml").is_file():
+        return None
+    try:
+        data = tomllib.loads((pack_dir / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    web = data.get("tool", {}).get("comfy", {}).get("web")
+    return web if isinstance(web, str) else None
+
+
+def _record_failure(report: PackReport, exc: BaseException) -> None:
+    report.state = FAILED
+    report.error = _describe(exc)
+    report.traceback = "".join(tb.format_exception(exc))
+    log.error("cannot import node pack %s (%s): %s\n%s", report.name, report.path, report.error,
+              report.traceback)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ModuleNotFoundError) and exc.name and not exc.name.startswith(NAMESPACE):
+        return (f"missing dependency {exc.name!r} ({exc}); install the pack's requirements, "
+                "e.g. pip install -r requirements.txt")
+    if isinstance(exc, SyntaxError):
+        return f"syntax error in {exc.filename} line {exc.lineno}: {exc.msg}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _forget_modules(modname: str) -> None:
+    # A failed pack leaves no half-imported modules behind, so a later load starts clean.
+    for key in [k for k in sys.modules if k == modname or k.startswith(modname + ".")]:
+        del sys.modules[key]
