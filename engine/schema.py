@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -23,13 +24,11 @@ HIDDEN_KINDS = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id
 
 
 class AnyType(str):
-    """The `"*"` type: compares equal to every type (ComfyUI packs' `AnyType` idiom)."""
+    """The `"*"` type. Like ComfyUI packs' `AnyType` idiom it is never "not equal" to a type;
+    the engine itself matches it through `types_match`."""
 
     def __ne__(self, other: object) -> bool:
         return False
-
-    def __eq__(self, other: object) -> bool:
-        return True
 
     __hash__ = str.__hash__
 
@@ -90,7 +89,7 @@ class Input:
         if self.tooltip:
             opts["tooltip"] = self.tooltip
         opts.update(self.extra)
-        if self.type == COMBO:
+        if str(self.type) == COMBO:
             return (self.choices() or [], opts)
         return (self.type, opts)
 
@@ -114,23 +113,23 @@ class InputSpec:
     options: dict[str, Any]
     section: str  # "required" | "optional" | "hidden"
 
-    @property
+    @cached_property
     def choices(self) -> list[Any] | None:
         if isinstance(self.type, (list, tuple)):
             return list(self.type)
-        if self.type == COMBO and isinstance(self.options.get("options"), (list, tuple)):
+        if str(self.type) == COMBO and isinstance(self.options.get("options"), (list, tuple)):
             return list(self.options["options"])
         return None
 
-    @property
+    @cached_property
     def type_name(self) -> str:
         return COMBO if self.choices is not None else str(self.type)
 
-    @property
+    @cached_property
     def is_widget(self) -> bool:
         return self.choices is not None or self.type in WIDGET_TYPES
 
-    @property
+    @cached_property
     def lazy(self) -> bool:
         return bool(self.options.get("lazy"))
 
@@ -193,19 +192,31 @@ class NodeSchema:
             not_idempotent=bool(getattr(node_cls, "NOT_IDEMPOTENT", False)),
             function=function, extra_flags=flags)
 
-    def input(self, name: str) -> InputSpec | None:
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        return None
+    @cached_property
+    def _by_name(self) -> dict[str, InputSpec]:
+        return {spec.name: spec for spec in self.inputs}
 
-    @property
+    def input(self, name: str) -> InputSpec | None:
+        return self._by_name.get(name)
+
+    @cached_property
     def hidden(self) -> dict[str, str]:
         return {i.name: str(i.type) for i in self.inputs if i.section == "hidden"}
 
-    @property
+    @cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(getattr(self.cls, self.function))
+
+    @cached_property
+    def validate_inputs_params(self) -> frozenset[str] | None:
+        """Parameters of VALIDATE_INPUTS (None when the class has none; every input for **kwargs)."""
+        fn = getattr(self.cls, "VALIDATE_INPUTS", None)
+        if fn is None:
+            return None
+        params = inspect.signature(fn).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return frozenset(i.name for i in self.inputs)
+        return frozenset(params)
 
     def object_info(self) -> dict[str, Any]:
         """ComfyUI's `/object_info` entry for this node."""
@@ -322,17 +333,17 @@ def _check_declaration(name: str, cls: type, inputs: tuple, outputs: tuple, hidd
 
 
 def _check_input_default(fail: Callable[[str], None], item: Input) -> None:
-    if item.type == COMBO and item.options is None:
+    if str(item.type) == COMBO and item.options is None:
         fail(f"input {item.name!r} is a COMBO without options")
     if item.default is _MISSING:
         return
     d = item.default
-    if item.type in (INT, FLOAT):
+    if str(item.type) in (INT, FLOAT):
         if isinstance(d, bool) or not isinstance(d, (int, float)) or (isinstance(d, float) and math.isnan(d)):
             fail(f"input {item.name!r}: default {d!r} is not a number")
         if item.min is not None and d < item.min:
             fail(f"input {item.name!r}: default {d!r} is below the minimum {item.min!r}")
         if item.max is not None and d > item.max:
             fail(f"input {item.name!r}: default {d!r} is above the maximum {item.max!r}")
-    if item.type == COMBO and not callable(item.options) and d not in list(item.options or ()):
+    if str(item.type) == COMBO and not callable(item.options) and d not in list(item.options or ()):
         fail(f"input {item.name!r}: default {d!r} is not one of the options")
