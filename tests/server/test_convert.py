@@ -1,0 +1,160 @@
+"""engine.convert: UI-format -> API-format, checked against ComfyUI's own exports and synthetic graphs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.convert import ConversionError, convert_workflow, mapping_node_info, registry_node_info
+from tests.server import comfy_like_nodes
+
+PAIRS = Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
+NAMES = sorted(p.name.removesuffix(".ui.json") for p in PAIRS.glob("*.ui.json"))
+# The frontend serialised the upload button of LoadImage; no backend input has that name.
+UI_ONLY_INPUTS = {"choose file to upload"}
+# inpaint.api.json predates VAEEncodeForInpaint.grow_mask_by; its UI twin converts with the default.
+DRIFT = {("inpaint", "26"): {"grow_mask_by": 6}}
+
+
+@pytest.fixture(scope="module")
+def info():
+    return registry_node_info(comfy_like_nodes.registry())
+
+
+def test_every_shared_pair_is_present():
+    assert len(NAMES) == 10, NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_converts_to_its_api_twin(name, info):
+    ui = json.loads((PAIRS / f"{name}.ui.json").read_text())
+    api = json.loads((PAIRS / f"{name}.api.json").read_text())
+    got = convert_workflow(ui, info).prompt
+    assert sorted(got, key=int) == sorted(api, key=int)
+    for nid, node in api.items():
+        want = {k: v for k, v in node["inputs"].items() if k not in UI_ONLY_INPUTS}
+        want.update(DRIFT.get((name, nid), {}))
+        assert got[nid]["class_type"] == node["class_type"]
+        assert got[nid]["inputs"] == want, (nid, node["class_type"])
+        assert "title" in got[nid]["_meta"]
+
+
+def test_boolean_control_marker_is_not_read_as_steps(info):
+    # comfy-cli 1.23 turned this 2023 export into `steps: true, cfg: 20`.
+    ui = json.loads((PAIRS / "txt2img_embedding.ui.json").read_text())
+    ks = convert_workflow(ui, info).prompt["3"]["inputs"]
+    assert (ks["seed"], ks["steps"], ks["cfg"], ks["sampler_name"]) == (193694018275622, 20, 8, "uni_pc_bh2")
+
+
+def test_primitive_and_note_nodes_are_dropped_and_primitive_values_inlined(info):
+    ui = json.loads((PAIRS / "sdxl_base_refiner.ui.json").read_text())
+    got = convert_workflow(ui, info).prompt
+    assert len(ui["nodes"]) == 19 and len(got) == 11
+    assert {n["class_type"] for n in got.values()}.isdisjoint({"Note", "PrimitiveNode"})
+    assert got["10"]["inputs"]["end_at_step"] == 20 and got["11"]["inputs"]["start_at_step"] == 20
+
+
+def test_object_info_dump_works_like_a_registry():
+    reg = comfy_like_nodes.registry()
+    dump = json.loads(json.dumps(reg.object_info()))  # what GET /object_info returns
+    ui = json.loads((PAIRS / "lora_multiple.ui.json").read_text())
+    assert convert_workflow(ui, mapping_node_info(dump)).prompt == \
+        convert_workflow(ui, registry_node_info(reg)).prompt
+
+
+# --- synthetic graphs: the frontend's rules for muted, bypassed, reroute, links v1, subgraphs ---
+
+def node(nid, ntype, widgets=None, inputs=(), outputs=(), mode=0, **extra):
+    return {"id": nid, "type": ntype, "mode": mode, "widgets_values": widgets,
+            "inputs": [{"name": n, "type": t, "link": link, **({"widget": {"name": n}} if w else {})}
+                       for n, t, link, *rest in inputs for w in [rest[0] if rest else False]],
+            "outputs": [{"name": t, "type": t, "links": []} for t in outputs], **extra}
+
+
+def chain(mode_of_middle=0, middle="LatentUpscaleBy"):
+    """EmptyLatent(1) -> middle(2) -> KSampler(3).latent_image ; KSampler -> VAEDecode(4) -> Save(5)."""
+    return {"nodes": [
+        node(1, "EmptyLatentImage", [512, 512, 1], outputs=["LATENT"]),
+        node(2, middle, ["bislerp", 1.5], [("samples", "LATENT", 1)], ["LATENT"], mode=mode_of_middle),
+        node(3, "KSampler", [7, "fixed", 20, 8, "euler", "normal", 1], [("latent_image", "LATENT", 2)], ["LATENT"]),
+        node(5, "SaveImage", ["x"], [("images", "IMAGE", 3)]),
+    ], "links": [[1, 1, 0, 2, 0, "LATENT"], [2, 2, 0, 3, 0, "LATENT"], [3, 3, 0, 5, 0, "IMAGE"]]}
+
+
+def test_bypassed_node_is_rewired_to_its_matching_input(info):
+    got = convert_workflow(chain(mode_of_middle=4), info).prompt
+    assert "2" not in got and got["3"]["inputs"]["latent_image"] == ["1", 0]
+
+
+def test_muted_node_is_left_out_with_the_links_into_it(info):
+    got = convert_workflow(chain(mode_of_middle=2), info).prompt
+    assert "2" not in got and "latent_image" not in got["3"]["inputs"]
+    assert got["3"]["inputs"]["seed"] == 7 and got["3"]["inputs"]["steps"] == 20
+
+
+def test_reroutes_are_followed_and_dropped(info):
+    wf = chain(middle="Reroute")
+    wf["nodes"][1] = node(2, "Reroute", None, [("", "*", 1)], ["LATENT"])
+    got = convert_workflow(wf, info).prompt
+    assert "2" not in got and got["3"]["inputs"]["latent_image"] == ["1", 0]
+
+
+def test_object_links_of_schema_1_and_widgets_by_name(info):
+    wf = chain()
+    wf["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
+                    "type": l[5]} for l in wf["links"]]
+    wf["nodes"][0]["widgets_values"] = {"width": 64, "height": 32, "batch_size": 2}
+    got = convert_workflow(wf, info).prompt
+    assert got["2"]["inputs"]["samples"] == ["1", 0]
+    assert got["1"]["inputs"] == {"width": 64, "height": 32, "batch_size": 2}
+
+
+def test_seed_without_a_saved_control_value_keeps_positions(info):
+    wf = chain()
+    wf["nodes"][2]["widgets_values"] = [7, 20, 8, "euler", "normal", 1]
+    ks = convert_workflow(wf, info).prompt["3"]["inputs"]
+    assert (ks["seed"], ks["steps"], ks["cfg"], ks["denoise"]) == (7, 20, 8, 1)
+
+
+def test_missing_widget_values_get_defaults_and_a_warning(info):
+    wf = chain()
+    wf["nodes"][0]["widgets_values"] = [256]
+    conv = convert_workflow(wf, info)
+    assert conv.prompt["1"]["inputs"] == {"width": 256, "height": 512, "batch_size": 1}
+    assert any("height" in w for w in conv.warnings)
+
+
+def test_list_widget_values_are_wrapped_so_they_do_not_read_as_links(info):
+    wf = chain()
+    wf["nodes"][3]["widgets_values"] = [["a", 1]]
+    assert convert_workflow(wf, info).prompt["5"]["inputs"]["filename_prefix"] == {"__value__": ["a", 1]}
+
+
+def test_unknown_node_types_are_all_reported(info):
+    wf = chain()
+    wf["nodes"].append(node(9, "NoSuchNode"))
+    wf["nodes"].append(node(10, "AlsoMissing"))
+    with pytest.raises(ConversionError) as err:
+        convert_workflow(wf, info)
+    assert len(err.value.problems) == 2 and "NoSuchNode" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [None, [], {"nodes": 3}, "x"])
+def test_non_workflows_are_refused(bad, info):
+    with pytest.raises(ConversionError):
+        convert_workflow(bad, info)
+
+
+def test_subgraph_instances_are_flattened_with_parent_ids(info):
+    sub = {"id": "sg-1", "name": "upscale", "inputs": [{"name": "samples", "type": "LATENT"}],
+           "outputs": [{"name": "LATENT", "type": "LATENT"}],
+           "nodes": [node(1, "LatentUpscaleBy", ["area", 2.0], [("samples", "LATENT", 10)], ["LATENT"])],
+           "links": [{"id": 10, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0},
+                     {"id": 11, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0}]}
+    wf = chain()
+    wf["nodes"][1] = node(2, "sg-1", None, [("samples", "LATENT", 1)], ["LATENT"])
+    wf["definitions"] = {"subgraphs": [sub]}
+    got = convert_workflow(wf, info).prompt
+    assert got["2:1"]["inputs"] == {"upscale_method": "area", "scale_by": 2.0, "samples": ["1", 0]}
+    assert got["3"]["inputs"]["latent_image"] == ["2:1", 0] and "2" not in got
