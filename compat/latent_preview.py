@@ -6,7 +6,8 @@ call it. Previews follow the run's `services["preview_method"]` ("none" by defau
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from PIL import Image

@@ -15,9 +15,10 @@ import time
 import tomllib
 import traceback as tb
 import types
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import PluginLoadError
 from .registry import NodeRegistry
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "diffgraph_packs"
 DISABLED_SUFFIX = ".disabled"
 BUILTIN_PACK = "builtin"
+RESTART_MARKER = ".diffgraph-restart-required"  # written by `diffgraph nodes` in a custom_nodes folder
 LOADED, FAILED, DISABLED = "loaded", "failed", "disabled"
 
 
@@ -54,6 +56,8 @@ class LoadReport:
     """Every pack found, in load order, whatever its state."""
 
     packs: list[PackReport] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    entries: list[str] = field(default_factory=list)  # the folder entries seen, to notice later changes
 
     def get(self, name: str) -> PackReport | None:
         return next((p for p in self.packs if p.name == name), None)
@@ -79,6 +83,26 @@ class LoadReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"packs": [p.to_dict() for p in self.packs]}
+
+    def restart_reasons(self, dirs: Iterable[str | Path]) -> list[str]:
+        """Why the packs on disk no longer match what this process loaded ([] when they do)."""
+        now = {str(e) for folder in dirs for e in discover(folder)}
+        before = set(self.entries)
+        reasons = [f"added: {p}" for p in sorted(now - before)] + [f"gone: {p}" for p in sorted(before - now)]
+        for folder in dirs:
+            marker = Path(folder) / RESTART_MARKER
+            try:
+                if marker.stat().st_mtime >= self.started_at:
+                    reasons.extend(line for line in marker.read_text(encoding="utf-8").splitlines() if line)
+            except OSError:
+                continue
+        return list(dict.fromkeys(reasons))
+
+    def api_payload(self, dirs: Iterable[str | Path]) -> dict[str, Any]:
+        """The body of `GET /api/custom_nodes`: every pack with its state, and whether to restart."""
+        reasons = self.restart_reasons(list(dirs))
+        return {"packs": [p.to_dict() for p in self.packs], "restart_required": bool(reasons),
+                "restart_reasons": reasons}
 
     def summary_lines(self) -> list[str]:
         """ComfyUI-style import-time lines, slowest first."""
@@ -119,6 +143,7 @@ def load_packs(dirs: Iterable[str | Path], registry: NodeRegistry, disable_all: 
     taken = {BUILTIN_PACK: "the built-in nodes"}  # pack name -> path: a second pack of one name is refused
     for folder in dirs:
         for entry in discover(folder):
+            report.entries.append(str(entry))
             name = pack_name(entry)
             if entry.name.endswith(DISABLED_SUFFIX) or (disable_all and name not in allowed):
                 report.packs.append(PackReport(name, str(entry), DISABLED))
@@ -276,3 +301,11 @@ def _forget_modules(modname: str) -> None:
     # A failed pack leaves no half-imported modules behind, so a later load starts clean.
     for key in [k for k in sys.modules if k == modname or k.startswith(modname + ".")]:
         del sys.modules[key]
+
+
+def mark_restart_required(folder: str | Path, reason: str) -> None:
+    """Note in a custom_nodes folder that packs changed; a running server reports it (restart_reasons)."""
+    marker = Path(folder) / RESTART_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with open(marker, "a", encoding="utf-8") as handle:
+        handle.write(" ".join(reason.split()) + "\n")  # one line per reason
