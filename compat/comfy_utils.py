@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ from engine import current_context
 from engine.events import Preview, Progress
 
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
-PICKLE_OPT_IN_ENV = "DIFFGRAPH_ALLOW_PICKLE"
 UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 
 __all__ = ["ProgressBar", "common_upscale", "lanczos", "load_torch_file", "save_torch_file",
@@ -114,34 +114,25 @@ def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) ->
     return tensor
 
 
-def pickle_allowed() -> bool:
-    """Pickle checkpoints (.ckpt/.pt/.pth/.bin) load only after an explicit opt-in."""
-    ctx = current_context()
-    if ctx is not None and "allow_pickle" in ctx.services:
-        return bool(ctx.services["allow_pickle"])
-    return os.environ.get(PICKLE_OPT_IN_ENV, "") == "1"
-
-
 def load_torch_file(ckpt: str | os.PathLike, safe_load: bool = False, device: Any = None,
                     return_metadata: bool = False) -> Any:
-    """Read a state dict: safetensors directly; pickle files only with the opt-in, and then only
-    through `torch.load(weights_only=True)` whatever `safe_load` says."""
+    """Read a state dict with its stored dtypes. Safetensors directly; pickle files only through the
+    built-in loaders' policy (nodes.sd.safetensors_io: refused without the explicit opt-in, and then
+    `torch.load(weights_only=True)` whatever `safe_load` says)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from nodes.sd.safetensors_io import load_pickle_state_dict, sniff_format
+
     path = os.fspath(ckpt)
     device = torch.device("cpu") if device is None else torch.device(device)
-    if path.lower().endswith(SAFETENSORS_EXTENSIONS):
+    if path.lower().endswith(SAFETENSORS_EXTENSIONS) or sniff_format(Path(path)) == "safetensors":
         sd = load_file(path, device=str(device))
         if not return_metadata:
             return sd
         with safe_open(path, framework="pt") as handle:
             return sd, handle.metadata()
-    if not pickle_allowed():
-        raise ValueError(f"{os.path.basename(path)} is a pickle checkpoint; Diffgraph loads those only with "
-                         f"the explicit opt-in ({PICKLE_OPT_IN_ENV}=1), and convert it to .safetensors instead")
-    data = torch.load(path, map_location=device, weights_only=True)
-    sd = data.get("state_dict", data) if isinstance(data, dict) else data
+    sd = {k: v.to(device) for k, v in load_pickle_state_dict(Path(path)).items()}
     return (sd, None) if return_metadata else sd
 
 
