@@ -1,0 +1,1 @@
+"""Diffgraph's command line: `diffgraph serve | run | validate | convert | nodes | train-demo`."""

@@ -1,0 +1,5 @@
+import sys
+
+from diffgraph.cli import main
+
+sys.exit(main())
