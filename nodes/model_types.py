@@ -21,12 +21,16 @@ class DiffusionModel:
     - `options`: patches set by nodes, e.g. ``"step_callbacks"`` (a tuple of callables),
       ``"sampler_cfg_function"``; read by the samplers.
     - `family`: "sd1" today; "sd2"/"sdxl" later.
+    - `latent_scale`: as in ComfyUI, LATENT `samples` hold the VAE's raw latents (VAEEncode/VAEDecode
+      do not scale); samplers multiply by this on the way in and divide on the way out
+      (ComfyUI's `process_latent_in/out`; 0.18215 for SD1.x).
     """
 
     unet: Any
     scheduler_config: dict[str, Any]
     family: str = "sd1"
     options: dict[str, Any] = field(default_factory=dict)
+    latent_scale: float = 0.18215
 
     @property
     def prediction_type(self) -> str:
@@ -68,7 +72,10 @@ class ClipModel:
 
 @dataclass
 class VaeModel:
-    """VAE: a diffusers `AutoencoderKL` and its latent scaling factor (0.18215 for SD1.x)."""
+    """VAE: a diffusers `AutoencoderKL` and its latent scaling factor (0.18215 for SD1.x).
+
+    `encode`/`decode` work in the raw latent space (no scaling), as ComfyUI's VAE does; see
+    `DiffusionModel.latent_scale` and nodes/sd/vae.py."""
 
     vae: Any
     scaling_factor: float = 0.18215
