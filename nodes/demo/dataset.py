@@ -1,0 +1,117 @@
+"""A synthetic captioned dataset of flat shapes, drawn with PIL: the demo model's training data.
+
+A scene is one shape (circle, square, triangle) of one colour and size on a plain background of
+another colour, at a random position. Some colour/shape pairs are held out of training, so the
+tests can ask the trained model for combinations it never saw.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 50),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 40),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+    "orange": (245, 140, 20),
+    "purple": (140, 50, 180),
+}
+KINDS: tuple[str, ...] = ("circle", "square", "triangle")
+# Half-extent of the shape's box as a fraction of the image side, per size word.
+SIZES: dict[str, tuple[float, float]] = {"small": (0.16, 0.2), "large": (0.27, 0.32)}
+# (shape colour, kind) pairs never drawn for training; every colour and kind still appears elsewhere.
+HELD_OUT: frozenset[tuple[str, str]] = frozenset(
+    {("red", "triangle"), ("blue", "circle"), ("yellow", "square"), ("purple", "triangle"), ("green", "circle")}
+)
+SUPERSAMPLE = 4  # draw large, then downsample: anti-aliased edges like a real picture's
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One picture's content; `caption` is its prompt."""
+
+    kind: str
+    colour: str
+    background: str
+    size: str
+    centre: tuple[float, float]  # fractions of width/height
+    half: float  # half-extent, fraction of the side
+
+    @property
+    def caption(self) -> str:
+        return f"a {self.size} {self.colour} {self.kind} on a {self.background} background"
+
+    @property
+    def held_out(self) -> bool:
+        return (self.colour, self.kind) in HELD_OUT
+
+
+def all_combinations(held_out: bool | None = None) -> list[tuple[str, str, str, str]]:
+    """Every (kind, colour, background, size) with colour != background, optionally filtered by split."""
+    out = []
+    for kind in KINDS:
+        for colour in COLOURS:
+            for background in COLOURS:
+                if background == colour:
+                    continue
+                if held_out is not None and ((colour, kind) in HELD_OUT) != held_out:
+                    continue
+                out.extend((kind, colour, background, size) for size in SIZES)
+    return out
+
+
+def random_scene(rng: random.Random, held_out: bool = False) -> Scene:
+    """A scene drawn uniformly from the training split (or the held-out split)."""
+    kind, colour, background, size = rng.choice(all_combinations(held_out))
+    return place(rng, kind, colour, background, size)
+
+
+def place(rng: random.Random, kind: str, colour: str, background: str, size: str) -> Scene:
+    """Pick a size within the size word's range and a position that keeps the shape inside the frame."""
+    lo, hi = SIZES[size]
+    half = rng.uniform(lo, hi)
+    margin = half + 0.04
+    centre = (rng.uniform(margin, 1 - margin), rng.uniform(margin, 1 - margin))
+    return Scene(kind, colour, background, size, centre, half)
+
+
+def render(scene: Scene, resolution: int = 64) -> Image.Image:
+    """Draw the scene as an RGB image of `resolution` x `resolution` pixels."""
+    side = resolution * SUPERSAMPLE
+    img = Image.new("RGB", (side, side), COLOURS[scene.background])
+    draw = ImageDraw.Draw(img)
+    cx, cy = scene.centre[0] * side, scene.centre[1] * side
+    h = scene.half * side
+    fill = COLOURS[scene.colour]
+    if scene.kind == "circle":
+        draw.ellipse((cx - h, cy - h, cx + h, cy + h), fill=fill)
+    elif scene.kind == "square":
+        draw.rectangle((cx - h, cy - h, cx + h, cy + h), fill=fill)
+    elif scene.kind == "triangle":
+        draw.polygon([(cx, cy - h), (cx + h, cy + h), (cx - h, cy + h)], fill=fill)
+    else:
+        raise ValueError(f"unknown shape kind {scene.kind!r}; expected one of {KINDS}")
+    return img.resize((resolution, resolution), Image.Resampling.BOX)
+
+
+def make_batch(
+    rng: random.Random, count: int, resolution: int = 64, held_out: bool = False
+) -> tuple[np.ndarray, list[Scene]]:
+    """`count` random scenes as a float32 array [N, H, W, 3] in 0..1 and their Scene records."""
+    scenes = [random_scene(rng, held_out) for _ in range(count)]
+    images = np.stack([np.asarray(render(s, resolution), dtype=np.float32) / 255.0 for s in scenes])
+    return images, scenes
+
+
+def held_out_prompts(count: int, seed: int = 0) -> list[Scene]:
+    """`count` distinct held-out combinations (cycling when count exceeds them), placed reproducibly."""
+    rng = random.Random(seed)
+    combos = all_combinations(held_out=True)
+    rng.shuffle(combos)
+    return [place(rng, *combos[i % len(combos)]) for i in range(count)]

@@ -1,0 +1,76 @@
+"""The demo dataset and its independent checker: splits, captions, and the checker's accuracy on clean data."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from nodes.demo import checker, dataset
+
+
+def test_held_out_pairs_never_appear_in_training_scenes():
+    rng = random.Random(0)
+    scenes = [dataset.random_scene(rng) for _ in range(2000)]
+    assert not any((s.colour, s.kind) in dataset.HELD_OUT for s in scenes)
+    # ...yet every colour and every kind is still seen in training, on its own.
+    assert {s.colour for s in scenes} == set(dataset.COLOURS)
+    assert {s.kind for s in scenes} == set(dataset.KINDS)
+
+
+def test_split_sizes_and_background_differs_from_shape():
+    train, held = dataset.all_combinations(False), dataset.all_combinations(True)
+    n_colours, n_kinds, n_sizes = len(dataset.COLOURS), len(dataset.KINDS), len(dataset.SIZES)
+    assert len(train) + len(held) == n_kinds * n_colours * (n_colours - 1) * n_sizes
+    assert len(held) == len(dataset.HELD_OUT) * (n_colours - 1) * n_sizes
+    assert all(colour != background for _, colour, background, _ in train + held)
+
+
+def test_caption_names_every_attribute():
+    scene = dataset.Scene("triangle", "red", "white", "small", (0.5, 0.5), 0.2)
+    assert scene.caption == "a small red triangle on a white background"
+    assert scene.held_out
+
+
+def test_render_is_deterministic_and_uses_the_palette():
+    scene = dataset.place(random.Random(3), "square", "blue", "yellow", "large")
+    a = np.asarray(dataset.render(scene, 64))
+    b = np.asarray(dataset.render(scene, 64))
+    assert a.shape == (64, 64, 3) and np.array_equal(a, b)
+    assert tuple(a[0, 0]) == dataset.COLOURS["yellow"]
+    cy, cx = (int(v * 64) for v in reversed(scene.centre))
+    assert tuple(a[cy, cx]) == dataset.COLOURS["blue"]
+
+
+def test_square_fills_its_box_circle_and_triangle_less():
+    fills = {}
+    for kind in dataset.KINDS:
+        scene = dataset.Scene(kind, "black", "white", "large", (0.5, 0.5), 0.3)
+        fills[kind] = checker.read_image(dataset.render(scene, 64)).fill
+    assert fills["square"] > 0.95
+    assert fills["circle"] == pytest.approx(np.pi / 4, abs=0.04)
+    assert fills["triangle"] == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.mark.parametrize("resolution", [64, 32])
+def test_checker_reads_the_dataset_itself(resolution):
+    rng = random.Random(resolution)
+    scenes = [dataset.random_scene(rng, held_out=i % 2 == 0) for i in range(150)]
+    readings = [checker.read_image(dataset.render(s, resolution)) for s in scenes]
+    for attr, key in (("background", "background"), ("colour", "colour"), ("kind", "kind")):
+        agree = np.mean([getattr(r, key) == getattr(s, attr) for r, s in zip(readings, scenes)])
+        assert agree >= 0.99, f"{attr}: {agree:.3f}"
+
+
+def test_checker_accepts_float_arrays_and_reports_no_shape_on_a_blank_image():
+    blank = np.full((64, 64, 3), 0.5, dtype=np.float32)
+    blank[:] = np.array(dataset.COLOURS["green"]) / 255.0
+    reading = checker.read_image(blank)
+    assert reading.background == "green" and reading.kind is None and reading.colour is None
+
+
+def test_held_out_prompts_are_reproducible_and_held_out():
+    a, b = dataset.held_out_prompts(40, seed=1), dataset.held_out_prompts(40, seed=1)
+    assert a == b
+    assert all(s.held_out for s in a)
+    assert len({s.caption for s in a}) >= 30
