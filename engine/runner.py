@@ -94,10 +94,8 @@ class NodeRunner:
         inst = self.ex.instance_for(nid, spec.class_type, spec.schema.cls)
         fn = getattr(inst, spec.schema.function)
         calls = self._calls(spec, self._inputs(spec, values))
-        params = inspect.signature(fn).parameters
-        wants_ctx = "ctx" in params and spec.schema.input("ctx") is None
         ctx = self._context(spec)
-        if wants_ctx:
+        if spec.schema.wants_ctx:
             for kwargs in calls:
                 kwargs["ctx"] = ctx
         return spec, fn, ctx, calls

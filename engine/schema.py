@@ -208,6 +208,12 @@ class NodeSchema:
         return inspect.iscoroutinefunction(getattr(self.cls, self.function))
 
     @cached_property
+    def wants_ctx(self) -> bool:
+        """True when the node's function takes a `ctx` parameter that is not a declared input."""
+        params = inspect.signature(getattr(self.cls, self.function)).parameters
+        return "ctx" in params and self.input("ctx") is None
+
+    @cached_property
     def validate_inputs_params(self) -> frozenset[str] | None:
         """Parameters of VALIDATE_INPUTS (None when the class has none; every input for **kwargs)."""
         fn = getattr(self.cls, "VALIDATE_INPUTS", None)
