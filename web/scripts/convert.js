@@ -1,0 +1,157 @@
+// Workflow conversions done in the browser, as ComfyUI's frontend does: the canvas graph to an
+// API-format prompt (widgets by name, links as [id, slot], muted nodes dropped, bypassed nodes
+// rewired), a tidy UI-format 0.4 serialisation, and an API-format prompt laid out as a new graph.
+
+/* global LiteGraph */
+import {convertWidgetToInput} from "./nodedefs.js";
+
+const MODE_NEVER = 2;
+const MODE_BYPASS = 4;
+
+/** graph.serialize() with plain arrays where litegraph leaves typed arrays (size, pos). */
+export function serializeGraph(graph) {
+  const data = JSON.parse(JSON.stringify(graph.serialize()));
+  for (const node of data.nodes || []) {
+    for (const key of ["pos", "size"]) {
+      const v = node[key];
+      if (v && !Array.isArray(v) && typeof v === "object") node[key] = [v[0], v[1]];
+    }
+  }
+  return data;
+}
+
+function widgetValue(w) {
+  const v = w.value;
+  // A list-valued constant would read as a link in the API format: wrap it as ComfyUI does.
+  return Array.isArray(v) ? {__value__: v} : v;
+}
+
+/** Follow a link back through bypassed and frontend-only pass-through nodes to a real output. */
+function resolveOrigin(graph, linkId) {
+  const seen = new Set();
+  let link = graph.links[linkId];
+  while (link) {
+    const origin = graph.getNodeById(link.origin_id);
+    if (!origin || seen.has(origin.id)) return null;
+    seen.add(origin.id);
+    if (origin.mode === MODE_NEVER) return null;
+    const passThrough = origin.mode === MODE_BYPASS || origin.isVirtualNode;
+    if (!passThrough) return {node: origin, slot: link.origin_slot};
+    const outType = origin.outputs && origin.outputs[link.origin_slot] && origin.outputs[link.origin_slot].type;
+    const input = (origin.inputs || []).find((i) => i.link != null &&
+      (origin.isVirtualNode || i.type === outType || i.type === "*" || outType === "*"));
+    if (!input) return null;
+    link = graph.links[input.link];
+  }
+  return null;
+}
+
+/** The API-format prompt for the graph: {id: {class_type, inputs, _meta}}. */
+export function graphToApi(graph) {
+  const output = {};
+  const nodes = graph.computeExecutionOrder(false) || graph._nodes;
+  for (const node of nodes) {
+    if (!node.comfyClass || node.isVirtualNode || node.mode === MODE_NEVER || node.mode === MODE_BYPASS) continue;
+    const inputs = {};
+    for (const w of node.widgets || []) {
+      if (!w.inputType || w.isControl || (w.options && w.options.serialize === false)) continue;
+      inputs[w.name] = widgetValue(w);
+    }
+    (node.inputs || []).forEach((input) => {
+      if (input.link == null) return;
+      const origin = resolveOrigin(graph, input.link);
+      if (origin) inputs[input.name] = [String(origin.node.id), origin.slot];
+      else if (!input.widget) delete inputs[input.name];
+    });
+    output[String(node.id)] = {class_type: node.comfyClass, inputs, _meta: {title: node.title}};
+  }
+  // Links into nodes left out above (muted, virtual) must not dangle.
+  for (const entry of Object.values(output)) {
+    for (const [name, v] of Object.entries(entry.inputs)) {
+      if (Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && !(v[0] in output)) {
+        delete entry.inputs[name];
+      }
+    }
+  }
+  return output;
+}
+
+/** True when a parsed JSON document looks like an API-format prompt. */
+export function isApiPrompt(data) {
+  if (!data || typeof data !== "object" || Array.isArray(data) || Array.isArray(data.nodes)) return false;
+  const values = Object.values(data);
+  return values.length > 0 && values.every((v) => v && typeof v === "object" && typeof v.class_type === "string");
+}
+
+function isLink(v) {
+  return Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && Number.isInteger(Number(v[1]));
+}
+
+/** Column of each node: the longest chain of links that feeds it. */
+function depths(prompt) {
+  const memo = {};
+  const visit = (id, stack) => {
+    if (id in memo) return memo[id];
+    if (stack.has(id) || !prompt[id]) return 0;
+    stack.add(id);
+    let d = 0;
+    for (const v of Object.values(prompt[id].inputs || {})) {
+      if (isLink(v) && prompt[v[0]]) d = Math.max(d, visit(v[0], stack) + 1);
+    }
+    stack.delete(id);
+    memo[id] = d;
+    return d;
+  };
+  for (const id of Object.keys(prompt)) visit(id, new Set());
+  return memo;
+}
+
+/**
+ * Build `graph` from an API-format prompt. Node ids are kept where they are numbers; widgets get
+ * their values by name; a link into a widget converts that widget to an input. Returns the list of
+ * class types that are not registered.
+ */
+export function apiToGraph(graph, prompt) {
+  graph.clear();
+  const missing = new Set();
+  const created = {};
+  const depth = depths(prompt);
+  const rows = {};
+  const ids = Object.keys(prompt).sort((a, b) => (depth[a] - depth[b]) || (Number(a) - Number(b)));
+  for (const id of ids) {
+    const entry = prompt[id];
+    const node = LiteGraph.createNode(entry.class_type);
+    if (!node) { missing.add(entry.class_type); continue; }
+    if (/^\d+$/.test(id) && !graph.getNodeById(Number(id))) node.id = Number(id);
+    const col = depth[id] || 0;
+    rows[col] = rows[col] || 40;
+    node.pos = [40 + col * 340, rows[col]];
+    if (entry._meta && entry._meta.title) node.title = entry._meta.title;
+    graph.add(node);
+    rows[col] += node.size[1] + 70;
+    for (const w of node.widgets || []) {
+      if (!w.inputType || !(w.name in (entry.inputs || {}))) continue;
+      const v = entry.inputs[w.name];
+      if (isLink(v)) continue;
+      w.value = v && typeof v === "object" && "__value__" in v ? v.__value__ : v;
+      if (w.control) w.control.value = "fixed";  // an API file states exact seeds
+    }
+    created[id] = node;
+  }
+  for (const id of ids) {
+    const node = created[id];
+    if (!node) continue;
+    for (const [name, v] of Object.entries(prompt[id].inputs || {})) {
+      if (!isLink(v) || !created[v[0]]) continue;
+      let slot = (node.inputs || []).findIndex((i) => i.name === name);
+      if (slot < 0) {
+        const w = (node.widgets || []).find((x) => x.name === name && x.inputType);
+        if (!w) continue;
+        convertWidgetToInput(node, w);
+        slot = node.inputs.length - 1;
+      }
+      created[v[0]].connect(Number(v[1]), node, slot);
+    }
+  }
+  return [...missing];
+}
