@@ -1,6 +1,6 @@
 """`diffgraph nodes ...`: install, list, update, remove, disable and enable node packs.
 
-Packs live in `<base>/custom_nodes/` (`--base-directory`, as the server uses it). Installing is a
+Packs live in `<base>/custom_nodes/` (`--base-directory`, default the repository, as for the server). Installing is a
 `git clone`, `pip install -r requirements.txt` into the running Python, then an import check in a
 child process. Every change leaves a marker a running server reports as "restart required".
 """
@@ -30,7 +30,9 @@ class NodesError(Exception):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a value given to the parent `diffgraph` parser is not overwritten by this default.
     parser.add_argument("--base-directory", default=argparse.SUPPRESS,
-                        help="installation folder holding custom_nodes/ (default: the current directory)")
+                        help="installation folder holding custom_nodes/ (default: the repository, as the server)")
+    parser.add_argument("--extra-model-paths-config", nargs="+", default=argparse.SUPPRESS, metavar="PATH",
+                        help="ComfyUI extra_model_paths.yaml file(s); their custom_nodes folders are listed too")
     sub = parser.add_subparsers(dest="nodes_command", metavar="COMMAND", required=True)
     p = sub.add_parser("install", help="git clone a pack, install its requirements, check it imports")
     p.add_argument("url", help="git URL (https://, ssh, file://, or a local path)")
@@ -50,11 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    base = Path(getattr(args, "base_directory", None) or os.getcwd())
+    paths = FolderPaths(Path(getattr(args, "base_directory", None) or PROJECT_ROOT))
+    for config_file in getattr(args, "extra_model_paths_config", None) or []:
+        from server.config import apply_extra_model_paths  # the server's reader of that YAML format
+        apply_extra_model_paths(paths, Path(config_file))
     commands = {"install": cmd_install, "list": cmd_list, "update": cmd_update, "remove": cmd_remove,
                 "disable": cmd_disable, "enable": cmd_enable}
     try:
-        return commands[args.nodes_command](args, FolderPaths(base))
+        return commands[args.nodes_command](args, paths)
     except NodesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -162,7 +162,7 @@ def load_packs(dirs: Iterable[str | Path], registry: NodeRegistry, disable_all: 
 
 def discover(folder: str | Path) -> list[Path]:
     """The pack entries in one custom_nodes folder, sorted by name: packages and `.py` files."""
-    root = Path(folder)
+    root = Path(folder).absolute()
     if not root.is_dir():
         return []
     found = []
@@ -210,8 +210,12 @@ def load_pack(entry: Path, registry: NodeRegistry, name: str | None = None) -> P
 
 def _import_pack(entry: Path, modname: str) -> types.ModuleType:
     _ensure_namespace()
-    if modname in sys.modules:
-        raise PluginLoadError(f"module {modname} is already imported (two packs with one name?)")
+    previous = sys.modules.get(modname)
+    if previous is not None:
+        origin = Path(getattr(previous, "__file__", "") or "")
+        if origin in (entry, entry / "__init__.py"):
+            return previous  # the same pack loaded again (another registry): reuse, never import twice
+        _forget_modules(modname)  # a different pack of that name replaces the old one
     if entry.is_dir():
         init = entry / "__init__.py"
         if not init.is_file():
