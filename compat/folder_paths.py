@@ -135,11 +135,11 @@ def get_save_image_path(filename_prefix: str, output_dir: str, image_width: int 
     full_output_folder = safe_join(output_dir, subfolder)
     pattern = re.compile(re.escape(filename) + r"_(\d+)_")
     counter = 1
-    if full_output_folder.is_dir():
-        for existing in os.listdir(full_output_folder):
-            match = pattern.match(existing)
-            if match:
-                counter = max(counter, int(match.group(1)) + 1)
+    full_output_folder.mkdir(parents=True, exist_ok=True)  # as ComfyUI: the caller writes there next
+    for existing in os.listdir(full_output_folder):
+        match = pattern.match(existing)
+        if match:
+            counter = max(counter, int(match.group(1)) + 1)
     return str(full_output_folder), filename, counter, subfolder, filename_prefix
 
 

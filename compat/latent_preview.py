@@ -1,8 +1,8 @@
 """ComfyUI's `latent_preview`: step callbacks that report progress and (optionally) a preview image.
 
 `prepare_callback(model, steps)` returns `callback(step, x0, x, total_steps)` as ComfyUI's samplers
-call it. Previews follow the run's `services["preview_method"]` ("none" by default, as ComfyUI's
-`--preview-method`); "latent2rgb"/"auto" project the 4 SD latent channels to RGB with fixed factors.
+call it. Previews follow the built-in samplers' policy (nodes.sampling.preview: the run's
+`services["preview_method"]`, "none" by default) and use the same latent->RGB factors.
 """
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import torch
 from PIL import Image
 
 from engine import current_context
+from nodes.sampling.preview import MAX_PREVIEW_SIZE, SD1_LATENT_RGB_FACTORS, previews_wanted
 
 from .comfy_utils import ProgressBar
 
-MAX_PREVIEW_RESOLUTION = 512
-# The widely used linear approximation of SD1.x's VAE decoder: RGB = latent (4 channels) @ factors.
-SD1_LATENT_RGB_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
-                          (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
+MAX_PREVIEW_RESOLUTION = MAX_PREVIEW_SIZE
 
 __all__ = ["Latent2RGBPreviewer", "LatentPreviewer", "get_previewer", "prepare_callback",
            "MAX_PREVIEW_RESOLUTION"]
@@ -50,9 +48,7 @@ class Latent2RGBPreviewer(LatentPreviewer):
 
 def get_previewer(device: Any = None, latent_format: Any = None) -> LatentPreviewer | None:
     """The previewer for this run's preview method, or None when previews are off."""
-    ctx = current_context()
-    method = (ctx.services.get("preview_method") if ctx is not None else None) or "none"
-    if method in ("auto", "latent2rgb", "taesd"):  # no TAESD weights ship with Diffgraph: latent2rgb
+    if previews_wanted(current_context()):  # no TAESD weights ship with Diffgraph: always latent2rgb
         factors = getattr(latent_format, "latent_rgb_factors", None) or SD1_LATENT_RGB_FACTORS
         return Latent2RGBPreviewer(factors, getattr(latent_format, "latent_rgb_factors_bias", None))
     return None

@@ -23,16 +23,11 @@ __all__ = ["InterruptProcessingException", "get_torch_device", "intermediate_dev
 
 
 def get_torch_device() -> torch.device:
-    """The device the run computes on: the RunContext's `services["device"]` if the host set one,
-    else CUDA, else MPS, else CPU."""
-    ctx = current_context()
-    if ctx is not None and ctx.services.get("device") is not None:
-        return torch.device(ctx.services["device"])
-    if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """The device the built-in nodes compute on (nodes.sd.loader.default_device: the run's
+    `services["device"]`, else $DIFFGRAPH_DEVICE, else CUDA, else CPU)."""
+    from nodes.sd.loader import default_device
+
+    return default_device()
 
 
 def intermediate_device() -> torch.device:

@@ -27,28 +27,34 @@ class NodesError(Exception):
     """A `nodes` command failed for a reason the user can fix; printed without a traceback."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: a value given to the parent `diffgraph` parser is not overwritten by this default.
+def _add_common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    # SUPPRESS: a value given before the command (or to the parent `diffgraph` parser) is not
+    # overwritten by a subcommand's default, so the flags work before or after the command.
     parser.add_argument("--base-directory", default=argparse.SUPPRESS,
                         help="installation folder holding custom_nodes/ (default: the repository, as the server)")
     parser.add_argument("--extra-model-paths-config", nargs="+", default=argparse.SUPPRESS, metavar="PATH",
-                        help="ComfyUI extra_model_paths.yaml file(s); their custom_nodes folders are listed too")
+                        help="ComfyUI extra_model_paths.yaml file(s); their custom_nodes folders count too")
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_common(parser)
     sub = parser.add_subparsers(dest="nodes_command", metavar="COMMAND", required=True)
-    p = sub.add_parser("install", help="git clone a pack, install its requirements, check it imports")
+    p = _add_common(sub.add_parser("install", help="git clone a pack, install its requirements, check it"))
     p.add_argument("url", help="git URL (https://, ssh, file://, or a local path)")
     p.add_argument("--ref", help="branch, tag or commit to check out")
     p.add_argument("--name", help="folder name (default: from the URL)")
     p.add_argument("--rollback", action="store_true", help="remove the clone again if anything fails")
     p.add_argument("--no-deps", action="store_true", help="skip pip install -r requirements.txt")
-    p = sub.add_parser("list", help="list packs with their state")
+    p = _add_common(sub.add_parser("list", help="list packs with their state"))
     p.add_argument("--check", action="store_true", help="import every enabled pack in a child process")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = sub.add_parser("update", help="git pull a pack (or all) and reinstall requirements")
+    p = _add_common(sub.add_parser("update", help="git pull a pack (or all) and reinstall requirements"))
     p.add_argument("name", nargs="?")
     p.add_argument("--no-deps", action="store_true")
     for command, text in (("remove", "delete a pack"), ("disable", "rename a pack to NAME.disabled"),
                           ("enable", "rename NAME.disabled back")):
-        sub.add_parser(command, help=text).add_argument("name")
+        _add_common(sub.add_parser(command, help=text)).add_argument("name")
 
 
 def main(args: argparse.Namespace) -> int:
