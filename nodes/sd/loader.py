@@ -16,8 +16,8 @@ import torch
 
 from ..model_types import ClipModel, DiffusionModel, VaeModel
 from .arch import infer_architecture, standalone_vae_layout, vae_config
-from .convert import (CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX, checkpoint_from_original, clip_to_original,
-                      unet_to_original, vae_from_original, vae_to_original)
+from .convert import (CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX, KeyMappingError, checkpoint_from_original,
+                      clip_to_original, unet_to_original, vae_from_original, vae_to_original)
 from .safetensors_io import CheckpointError, StateDictSource
 
 DEVICE_ENV = "DIFFGRAPH_DEVICE"
@@ -79,20 +79,19 @@ def make_clip(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor])
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None = None
                     ) -> tuple[DiffusionModel, ClipModel, VaeModel]:
     """Load an original-layout SD1 single-file checkpoint; errors are `CheckpointError`s."""
+    ckpt, arch = read_original(path, device)
+    try:
+        return objects_from_original(ckpt, arch)
+    except KeyMappingError as exc:
+        raise CheckpointError(f"{Path(path).name}: {exc}") from None
+
+
+def objects_from_original(ckpt: dict[str, torch.Tensor], arch: Any) -> tuple[DiffusionModel, ClipModel, VaeModel]:
+    """MODEL, CLIP and VAE from an original-layout dict (its tensors are adopted, not copied)."""
     from .text import clip_tokenizer
 
-    device = torch.device(device) if device is not None else default_device()
-    path = Path(path)
-    try:
-        with StateDictSource(path) as src:
-            arch = infer_architecture(src.shapes())
-            wanted = [k for k in src.keys() if k.startswith((UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX))
-                      and not k.endswith("embeddings.position_ids")]
-            ckpt = {k: src.tensor(k, device) for k in wanted}
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path.name}: {exc}" if path.name not in str(exc) else str(exc)) from None
     unet_sd, vae_sd, clip_sd = checkpoint_from_original(ckpt)
-    del ckpt
+    ckpt.clear()
     # The SD1 VAE overflows in fp16; it is small, so it always runs in fp32.
     vae_sd = {k: v.float() for k, v in vae_sd.items()}
     model = DiffusionModel(unet=make_unet(arch.unet, unet_sd), scheduler_config=dict(arch.scheduler),
@@ -102,21 +101,46 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None =
     return model, clip, vae
 
 
+def read_original(path: str | os.PathLike, device: torch.device | str | None = None
+                  ) -> tuple[dict[str, torch.Tensor], Any]:
+    """(the SD tensors of a checkpoint in original layout, its Architecture); CheckpointErrors name the file."""
+    device = torch.device(device) if device is not None else default_device()
+    path = Path(path)
+    try:
+        with StateDictSource(path) as src:
+            arch = infer_architecture(src.shapes())
+            wanted = [k for k in src.keys() if k.startswith((UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX))
+                      and not k.endswith("embeddings.position_ids")]
+            return {k: src.tensor(k, device) for k in wanted}, arch
+    except CheckpointError as exc:
+        raise CheckpointError(str(exc) if path.name in str(exc) else f"{path.name}: {exc}") from None
+
+
+def module_like(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    """A new module of the same class and config as `module`, holding `state_dict` (built on meta)."""
+    cls, config = type(module), module.config
+    factory = (lambda: cls.from_config(config)) if hasattr(cls, "from_config") else (lambda: cls(config))
+    return build_module(factory, state_dict, cls.__name__)
+
+
 def load_vae(path: str | os.PathLike, device: torch.device | str | None = None) -> VaeModel:
     """A standalone VAE file (original layout like vae-ft-mse-840000, or diffusers layout)."""
     device = torch.device(device) if device is not None else default_device()
     path = Path(path)
-    with StateDictSource(path) as src:
-        shapes = src.shapes()
-        layout = standalone_vae_layout(shapes)
-        keys = [k for k in src.keys() if not k.startswith(("loss.", "model_ema."))]
-        sd = {k: src.tensor(k, device).float() for k in keys}
-    if layout == "diffusers":
-        sd = vae_from_original(vae_to_original(sd, prefix=""))  # normalises shapes, rejects odd keys
-    else:
-        sd = vae_from_original(sd)
-    original_shapes = {k: tuple(v.shape) for k, v in vae_to_original(sd, prefix="").items()}
-    config = vae_config(original_shapes)
+    try:
+        with StateDictSource(path) as src:
+            layout = standalone_vae_layout(src.shapes())
+            keys = [k for k in src.keys() if not k.startswith(("loss.", "model_ema."))]
+            if layout == "original" and any(k.startswith(VAE_PREFIX) for k in keys):
+                keys = [k for k in keys if k.startswith(VAE_PREFIX)]  # a whole checkpoint: its VAE
+            sd = {k: src.tensor(k, device).float() for k in keys}
+        if layout == "diffusers":
+            sd = vae_from_original(vae_to_original(sd, prefix=""))  # normalises shapes, rejects odd keys
+        else:
+            sd = vae_from_original(sd)
+        config = vae_config({k: tuple(v.shape) for k, v in vae_to_original(sd, prefix="").items()})
+    except (CheckpointError, KeyMappingError) as exc:
+        raise CheckpointError(str(exc) if path.name in str(exc) else f"{path.name}: {exc}") from None
     return VaeModel(vae=make_vae(config, sd), scaling_factor=config["scaling_factor"])
 
 
