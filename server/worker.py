@@ -1,0 +1,279 @@
+"""The prompt worker: one thread that takes jobs from the store and runs them through the Executor.
+
+Execution never touches the event loop; events reach websockets through the hub's thread-safe send.
+Per job, in this order: history written, then the terminal event (`execution_success`/`_error`/
+`_interrupted`), then `status`, then `executing {node: null}`, so a client that reacts to "done" finds
+the history entry. A job held by `hold()` is not started until `release()` (after the POST reply).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import struct
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.context import CancelToken
+from engine.events import Event, ExecutionError
+
+from .hub import Hub
+from .store import ERROR, INTERRUPTED, SUCCESS, Job, JobStore
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+RECORDED = frozenset({"execution_start", "execution_cached"}) | TERMINAL
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
+IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
+
+
+@dataclass
+class Running:
+    """The job in progress, as websocket handlers and /interrupt see it."""
+
+    prompt_id: str
+    client_id: str | None
+    token: CancelToken
+    node: str | None = None
+
+
+@dataclass
+class FreeRequest:
+    unload_models: bool = False
+    free_memory: bool = False
+
+
+class JobSink:
+    """The executor's EventSink for one job: forwards to the client and records history messages."""
+
+    def __init__(self, worker: "Worker", job: Job, running: Running) -> None:
+        self.worker, self.job, self.running = worker, job, running
+        self.client_id = job.extra_data.get("client_id")
+        self.messages: list[list[Any]] = []
+        self.terminal: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        kind = event.type
+        if kind == "preview":
+            self.worker.send_preview(event, self.client_id)
+            return
+        if kind == "executing":
+            node = getattr(event, "node", None)
+            if node is None:
+                return  # the worker sends the final executing{node: null} itself, after history
+            self.running.node = node
+        data = _payload(event)
+        if kind in RECORDED:
+            self.messages.append([kind, data])
+        if kind in TERMINAL:
+            self.terminal.append(event)  # held back until history is written
+            return
+        if hasattr(event, "sid") and hasattr(event, "payload"):  # a pack's send_sync during the run
+            self.worker.hub.send_threadsafe(kind, data, getattr(event, "sid"))
+        elif self.client_id:
+            self.worker.hub.send_threadsafe(kind, data, self.client_id)
+
+
+def _payload(event: Event) -> Any:
+    data = event.data()
+    return json.loads(json.dumps(data, default=repr)) if isinstance(data, dict) else data
+
+
+class Worker:
+    """Owns the executor thread. Thread-safe controls: hold/release/notify, interrupt, cancel, free."""
+
+    def __init__(self, store: JobStore, executor: Any, hub: Hub, previews: bool = False,
+                 secrets: dict[str, dict[str, Any]] | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self.store, self.executor, self.hub = store, executor, hub
+        self.previews = previews
+        self.secrets = secrets if secrets is not None else {}
+        self.on_change = on_change or (lambda: None)
+        self._held: dict[str, int] = {}  # prompt id -> holds (a duplicate POST may hold an id twice)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._free = FreeRequest()
+        self._thread: threading.Thread | None = None
+        self.current: Running | None = None
+        self.idle = threading.Event()
+        self.idle.set()
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="diffgraph-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        running = self.current
+        if running is not None:
+            running.token.cancel()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- controls (any thread) ---
+
+    def hold(self, prompt_id: str) -> None:
+        with self._lock:
+            self._held[prompt_id] = self._held.get(prompt_id, 0) + 1
+
+    def release(self, prompt_id: str) -> None:
+        with self._lock:
+            count = self._held.pop(prompt_id, 0) - 1
+            if count > 0:
+                self._held[prompt_id] = count
+        self._wake.set()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Cancel the running job (only if it is `prompt_id`, when given)."""
+        running = self.current
+        if running is None or (prompt_id is not None and running.prompt_id != prompt_id):
+            return False
+        running.token.cancel()
+        return True
+
+    def request_free(self, unload_models: bool, free_memory: bool) -> None:
+        with self._lock:
+            self._free.unload_models |= unload_models
+            self._free.free_memory |= free_memory
+        self._wake.set()
+
+    # --- the thread ---
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._apply_free()
+            try:
+                with self._lock:  # a hold() cannot slip between reading the held set and claiming
+                    job = self.store.claim_next(self._held)
+            except Exception:  # the database is gone (shutdown) or locked: retry, never die
+                log.exception("could not take the next job")
+                job = None
+            if job is None:
+                self.idle.set()
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                continue
+            self.idle.clear()
+            try:
+                self.run_job(job)
+            except Exception:
+                log.exception("worker failed around prompt %s", job.prompt_id)
+
+    def _apply_free(self) -> None:
+        with self._lock:
+            request, self._free = self._free, FreeRequest()
+        if request.unload_models or request.free_memory:
+            self.executor.free()
+            log.info("freed cached outputs and models (/free)")
+
+    def run_job(self, job: Job) -> None:
+        running = Running(job.prompt_id, job.extra_data.get("client_id"), CancelToken())
+        self.current = running
+        self.on_change()
+        sink = JobSink(self, job, running)
+        started = time.perf_counter()
+        extra = {**job.extra_data, **self.secrets.get(job.prompt_id, {})}
+        try:
+            result = self.executor.run(job.prompt, run_id=job.prompt_id, sink=sink, targets=job.targets or None,
+                                       extra_data=extra, cancel=running.token)
+            status, outputs = _status_of(result, sink, job), _history_outputs(result.outputs)
+        except Exception as exc:  # a bug in the engine: the job fails, the worker carries on
+            log.exception("prompt %s crashed the executor", job.prompt_id)
+            status, outputs = ERROR, {}
+            sink.emit(_crash_event(job.prompt_id, exc))
+        if status == INTERRUPTED and self._stop.is_set():
+            self.store.requeue(job.prompt_id)  # stopped by shutdown, not by a user: run it after restart
+            self.current = None
+            return
+        meta = {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+                for nid in outputs}
+        self.store.finish(job.prompt_id, status, outputs, sink.messages, meta)
+        self.secrets.pop(job.prompt_id, None)
+        self.current = None
+        for event in sink.terminal:  # after history: clients that react to "done" find the entry
+            # execution_interrupted goes to everyone when the prompt has no client, as in ComfyUI
+            if running.client_id or event.type == "execution_interrupted":
+                self.hub.send_threadsafe(event.type, _payload(event), running.client_id)
+        self.on_change()
+        if running.client_id:
+            self.hub.send_threadsafe("executing", {"node": None, "display_node": None,
+                                                   "prompt_id": job.prompt_id}, running.client_id)
+        log.info("Prompt %s executed in %.2f seconds (%s)", job.prompt_id, time.perf_counter() - started, status)
+
+    # --- previews ---
+
+    def send_preview(self, event: Event, client_id: str | None) -> None:
+        """Binary preview frames, only when previews are on and someone submitted the prompt."""
+        if not self.previews or not client_id or client_id not in self.hub.clients:
+            return
+        encoded = encode_preview(getattr(event, "image", None))
+        if encoded is None:
+            return
+        fmt, body = encoded
+        client = self.hub.clients.get(client_id)
+        if client is not None and client.features.get("supports_preview_metadata"):
+            node = getattr(event, "node", None)
+            meta = json.dumps({"node_id": node, "prompt_id": event.prompt_id, "display_node_id": node,
+                               "parent_node_id": None, "real_node_id": node,
+                               "image_type": "image/jpeg" if fmt == 1 else "image/png"}).encode()
+            frame = struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(meta)) + meta + body
+        else:
+            frame = struct.pack(">II", PREVIEW_IMAGE, fmt) + body
+        self.hub.send_bytes_threadsafe(frame, client_id)
+
+
+def encode_preview(image: Any) -> tuple[int, bytes] | None:
+    """`("JPEG"|"PNG", image, max_size)` as ComfyUI's previewers make, or ready bytes (JPEG)."""
+    if isinstance(image, (bytes, bytearray)):
+        return IMAGE_FORMATS["JPEG"], bytes(image)
+    if not isinstance(image, (tuple, list)) or len(image) < 2:
+        return None
+    kind = str(image[0]).upper()
+    picture, max_size = image[1], (image[2] if len(image) > 2 else 512)
+    try:
+        picture = picture.copy()
+        picture.thumbnail((int(max_size), int(max_size)))
+        buf = io.BytesIO()
+        picture.save(buf, format="PNG" if kind == "PNG" else "JPEG", quality=95)
+    except Exception:  # a pack's odd preview object must not fail the run
+        log.debug("preview could not be encoded", exc_info=True)
+        return None
+    return IMAGE_FORMATS.get(kind, 1), buf.getvalue()
+
+
+def _status_of(result: Any, sink: JobSink, job: Job) -> str:
+    if result.status == "success":
+        return SUCCESS
+    if result.status == "interrupted":
+        return INTERRUPTED
+    if result.status == "invalid":  # valid when queued; a file or pack changed before it ran
+        report = result.validation
+        text = report.text() if report is not None else "the workflow is no longer valid"
+        sink.emit(_crash_event(job.prompt_id, ValueError(text), exception_type="ValidationError"))
+    return ERROR
+
+
+def _history_outputs(outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, list[Any]]]:
+    """ComfyUI clients require every output value to be a list (`{"text": ["..."]}`)."""
+    clean: dict[str, dict[str, list[Any]]] = {}
+    for nid, ui in (outputs or {}).items():
+        if not isinstance(ui, dict):
+            continue
+        clean[str(nid)] = {str(k): list(v) if isinstance(v, (list, tuple)) else [v] for k, v in ui.items()}
+    return json.loads(json.dumps(clean, default=repr))
+
+
+def _crash_event(prompt_id: str, exc: BaseException, exception_type: str | None = None) -> Event:
+    return ExecutionError(prompt_id, exception_message=str(exc), exception_type=exception_type or type(exc).__name__,
+                          traceback=traceback.format_exception(exc) if exception_type is None else [])

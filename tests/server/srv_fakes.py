@@ -1,0 +1,99 @@
+"""Fast fake nodes for the server tests: constants, a cancellable sleep, outputs that show or record.
+
+`Record` appends "<prompt id>" to `<output>/runs.txt` when it finishes, so a test can count how often
+each prompt really ran (also across a `kill -9` and restart: this file is copied into a node pack).
+"""
+from __future__ import annotations
+
+import time
+
+from engine import FLOAT, INT, STRING, Input, NodeRegistry, Output, active_paths, node
+
+
+@node("Const", category="test")
+class Const:
+    inputs = (Input("value", INT, default=0, min=-10**9, max=10**9, control_after_generate=True),)
+    outputs = (Output(INT, name="value"),)
+
+    def run(self, value):
+        return (value,)
+
+
+@node("Sleep", category="test")
+class Sleep:
+    """Waits `seconds` in 10 ms steps, reporting progress (a cancel point) at each step."""
+    inputs = (Input("value", INT), Input("seconds", FLOAT, default=0.0, min=0.0, max=120.0))
+    outputs = (Output(INT),)
+
+    def run(self, value, seconds, ctx):
+        steps = max(1, int(seconds / 0.01))
+        for i in range(steps):
+            time.sleep(seconds / steps)
+            ctx.progress(i + 1, steps)
+        return (value,)
+
+
+@node("Show", category="test", output_node=True)
+class Show:
+    inputs = (Input("value", INT),)
+    outputs = ()
+
+    def run(self, value):
+        return {"ui": {"text": [str(value)], "value": value}, "result": ()}
+
+
+@node("Fail", category="test", output_node=True)
+class Fail:
+    inputs = (Input("value", INT), Input("message", STRING, default="boom"))
+    outputs = ()
+
+    def run(self, value, message):
+        raise ValueError(message)
+
+
+@node("Record", category="test", output_node=True)
+class Record:
+    inputs = (Input("value", INT), Input("tag", STRING, default=""))
+    outputs = ()
+
+    def run(self, value, tag, ctx):
+        with open(active_paths().output / "runs.txt", "a", encoding="utf-8") as fh:
+            fh.write(f"{ctx.run_id}\n")
+        return {"ui": {"text": [f"{tag}:{value}"]}, "result": ()}
+
+
+@node("Secret", category="test", output_node=True)
+class Secret:
+    """Shows whether the run received the API key that was posted in extra_data."""
+    inputs = (Input("value", INT),)
+    outputs = ()
+
+    def run(self, value, ctx):
+        return {"ui": {"had_key": [ctx.extra_data.get("api_key_comfy_org") is not None]}, "result": ()}
+
+
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Show, Fail, Record, Secret)}
+
+
+def make_registry() -> NodeRegistry:
+    reg = NodeRegistry()
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        reg.register(cls, name, pack="fakes")
+    return reg
+
+
+def show(value: int = 1, sleep: float | None = None) -> dict:
+    """A prompt: Const -> [Sleep] -> Show."""
+    prompt = {"1": {"class_type": "Const", "inputs": {"value": value}}}
+    src = ["1", 0]
+    if sleep is not None:
+        prompt["2"] = {"class_type": "Sleep", "inputs": {"value": src, "seconds": sleep}}
+        src = ["2", 0]
+    prompt["3"] = {"class_type": "Show", "inputs": {"value": src}}
+    return prompt
+
+
+def record(value: int, sleep: float, tag: str = "") -> dict:
+    return {"1": {"class_type": "Const", "inputs": {"value": value}},
+            "2": {"class_type": "Sleep", "inputs": {"value": ["1", 0], "seconds": sleep}},
+            "3": {"class_type": "Record", "inputs": {"value": ["2", 0], "tag": tag}}}
