@@ -16,9 +16,13 @@ function togglePanel(id, app) {
   if (id === "queue-panel" && !panel.hidden) app.queuePanel.refresh();
 }
 
-/** Example workflows: GET /api/workflows lists names (or {name} objects); each is GET /api/workflows/{name}. */
+/**
+ * Example workflows, when the server's /features says it serves them: GET /api/workflows lists names
+ * (or {name} objects), GET /api/workflows/{name} is one file. Asking only then keeps 404s out of the console.
+ */
 async function installExamples(app) {
-  const list = await api.getOptional("/workflows");
+  const features = await api.getOptional("/features");
+  const list = features && features.example_workflows ? await api.getOptional("/workflows") : null;
   const menu = document.getElementById("examples-menu");
   const names = Array.isArray(list) ? list.map((x) => (typeof x === "string" ? x : x && (x.name || x.filename)))
     .filter(Boolean) : [];
