@@ -143,7 +143,8 @@ def test_the_pack_loads_with_input_types_read_from_folder_paths(installation):
 def test_a_workflow_of_the_pack_runs_with_progress_events_and_output_files(installation):
     base, registry, _ = installation
     prompt = {"1": {"class_type": "ComfyStyleModelInfo", "inputs": {"ckpt_name": "tiny.safetensors", "steps": 3}},
-              "2": {"class_type": "ComfyStyleSaveText", "inputs": {"text": ["1", 0]}}}
+              "2": {"class_type": "ComfyStyleSaveText",
+                    "inputs": {"text": ["1", 0], "filename_prefix": "comfy_style/info"}}}
     sink = ListSink()
     result = Executor(registry).run(prompt, run_id="p1", sink=sink, extra_data={"client_id": "client-7"})
     assert result.status == "success", result.failures
@@ -169,11 +170,12 @@ def test_send_sync_goes_to_the_bound_server_when_there_is_one(installation):
     try:
         prompt = {"1": {"class_type": "ComfyStyleModelInfo", "inputs": {"ckpt_name": "tiny.safetensors",
                                                                         "steps": 1}},
-                  "2": {"class_type": "ComfyStyleSaveText", "inputs": {"text": ["1", 0]}}}
+                  "2": {"class_type": "ComfyStyleSaveText",
+                    "inputs": {"text": ["1", 0], "filename_prefix": "comfy_style/info"}}}
         result = Executor(registry).run(prompt, run_id="p3", extra_data={"client_id": "client-9"})
     finally:
         server.unbind()
-    assert result.status == "success"
+    assert result.status == "success", result.validation.response() if result.validation else result.failures
     assert sent == [("comfy_style_pack.loaded", {"file": "tiny.safetensors", "tensors": 2}, "client-9")]
 
 
@@ -203,7 +205,7 @@ def test_a_cancel_stops_a_pack_node_at_its_next_progress_update(installation):
 
     sink = CancelAfterThree()
     result = ex.run({"1": {"class_type": "ComfyStyleSpin", "inputs": {"steps": 100000}}}, run_id="spin", sink=sink)
-    assert result.status == "interrupted"
+    assert result.status == "interrupted", result.validation.response() if result.validation else result
     assert [e.value for e in sink.events if isinstance(e, Progress)] == [1, 2, 3]
     assert "execution_interrupted" in sink.types()
 
