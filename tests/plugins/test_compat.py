@@ -196,3 +196,33 @@ def test_prepare_callback_reports_steps_and_previews_only_when_asked():
                             (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177)))
     want = (((latent[0].permute(1, 2, 0) @ factors) + 1) / 2).clamp(0, 1).mul(255).round().byte().numpy()
     assert np.array_equal(np.asarray(previews[0][1]), want)
+
+
+# --- comfy.samplers, comfy.sd, nodes ---
+
+def test_sampler_and_scheduler_names_are_the_built_in_samplers_lists():
+    import comfy.samplers
+    import nodes
+    import nodes.sampling
+
+    assert comfy.samplers.KSampler.SAMPLERS == list(nodes.sampling.SAMPLER_NAMES)
+    assert comfy.samplers.KSampler.SCHEDULERS == list(nodes.sampling.SCHEDULER_NAMES)
+    assert comfy.samplers.SAMPLER_NAMES == comfy.samplers.KSAMPLER_NAMES == comfy.samplers.KSampler.SAMPLERS
+    assert {"euler", "euler_ancestral", "dpmpp_2m", "ddim"} <= set(comfy.samplers.KSampler.SAMPLERS)
+    assert {"normal", "karras", "exponential", "simple"} <= set(comfy.samplers.KSampler.SCHEDULERS)
+    if "KSampler" in nodes.NODE_CLASS_MAPPINGS:  # the combos a pack copies are the ones KSampler checks
+        required = nodes.KSampler.INPUT_TYPES()["required"]
+        assert list(required["sampler_name"][0]) == comfy.samplers.KSampler.SAMPLERS
+        assert list(required["scheduler"][0]) == comfy.samplers.KSampler.SCHEDULERS
+
+
+def test_nodes_and_comfy_sd_carry_comfyui_names_for_the_built_in_objects():
+    import comfy.sd
+    import nodes
+    from nodes.model_types import ClipModel, DiffusionModel, VaeModel
+
+    assert nodes.MAX_RESOLUTION == 16384
+    assert nodes.CheckpointLoaderSimple is nodes.NODE_CLASS_MAPPINGS["CheckpointLoaderSimple"]
+    with pytest.raises(AttributeError):
+        nodes.NoSuchNodeClass  # noqa: B018
+    assert (comfy.sd.CLIP, comfy.sd.VAE, comfy.sd.MODEL) == (ClipModel, VaeModel, DiffusionModel)
