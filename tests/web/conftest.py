@@ -125,7 +125,7 @@ class Page:
         if msg.type == "error":
             self.errors.append(f"{msg.text} ({msg.location.get('url', '')})")
 
-    def open(self) -> "Page":
+    def open(self) -> Page:
         self.page.goto(self.url + "/")
         self.page.wait_for_function("document.body.dataset.ready === 'true'", timeout=15000)
         return self

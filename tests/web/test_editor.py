@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import re
 
-from ui import (add_node_by_search, connect, drag, find_node, history_entry, node_menu, pick_combo, set_number,
-                slot_screen, to_screen, wait_for_image_on, wait_idle, widget_screen, widget_value)
+from web_ui import (
+    add_node_by_search,
+    connect,
+    drag,
+    find_node,
+    history_entry,
+    node_menu,
+    pick_combo,
+    set_number,
+    slot_screen,
+    to_screen,
+    wait_for_image_on,
+    wait_idle,
+    widget_screen,
+    widget_value,
+)
 
 FAKE_NODES = {"Load Checkpoint", "CLIP Text Encode (Prompt)", "Empty Latent Image", "KSampler", "VAE Decode",
               "Save Image", "Preview Image"}

@@ -4,8 +4,10 @@ reload, copy/paste works, and the queue panel cancels pending prompts."""
 from __future__ import annotations
 
 import json
+import urllib.request
+from pathlib import Path
 
-from ui import drop_file, find_node, set_number, wait_for_image_on, wait_idle, widget_value
+from web_ui import drop_file, find_node, set_number, wait_for_image_on, wait_idle, widget_value
 
 EXPECTED_API_CLASSES = ["CLIPTextEncode", "CLIPTextEncode", "CheckpointLoaderSimple", "EmptyLatentImage",
                         "KSampler", "SaveImage", "VAEDecode"]
@@ -179,3 +181,34 @@ def test_queue_panel_cancels_a_pending_prompt_and_interrupt_stops_the_running_on
     assert cancelled not in history
     (ran,) = [pid for pid in page.evaluate("[...app.execution.ownPrompts]") if pid != cancelled]
     assert history[ran]["status"]["status_str"] != "success", "the interrupted prompt did not finish"
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
+
+
+def post_json(url: str, body) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.loads(res.read())
+
+
+def without_meta(prompt: dict) -> dict:
+    return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}
+
+
+def test_browser_conversion_agrees_with_the_server_converter(editor):
+    page = editor.page
+    page.evaluate("app.graph.getNodeById(5).widgets.find(w => w.name === 'steps').value = 9")
+    converted = page.evaluate("app.graphToPrompt()")
+    server = post_json(editor.url + "/api/workflow/convert", converted["workflow"])
+    assert without_meta(converted["output"]) == without_meta(server["prompt"])
+
+
+def test_comfyui_export_with_legacy_seed_control_loads_and_converts_like_its_api_twin(editor):
+    page = editor.page
+    ui = SHARED / "txt2img_embedding.ui.json"
+    page.set_input_files("#file-input", str(ui))
+    page.wait_for_function("app.graph._nodes.length === 7 && app.graph._nodes.some(n => n.comfyClass === 'KSampler')")
+    expected = json.loads((SHARED / "txt2img_embedding.api.json").read_text())
+    assert without_meta(page.evaluate("app.graphToPrompt().output")) == without_meta(expected)
+    assert editor.errors == []

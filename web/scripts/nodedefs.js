@@ -152,16 +152,22 @@ function drawImages(node, ctx) {
   const areaH = node.size[1] - top - 4;
   const areaW = node.size[0] - 8;
   if (areaH < 16) return;
-  const img = node.imgs[node.imageIndex || 0] || node.imgs[0];
-  if (!img.complete || !img.naturalWidth) return;
-  const s = Math.min(areaW / img.naturalWidth, areaH / img.naturalHeight);
-  const w = img.naturalWidth * s, h = img.naturalHeight * s;
-  ctx.drawImage(img, 4 + (areaW - w) / 2, top + (areaH - h) / 2, w, h);
-  if (node.imgs.length > 1) {
-    ctx.fillStyle = "#ddd";
-    ctx.font = "12px sans-serif";
-    ctx.fillText(`${(node.imageIndex || 0) + 1} / ${node.imgs.length}`, 8, top + 14);
-  }
+  // One image fills the area; a batch is laid out as a grid, as ComfyUI does.
+  const n = node.imgs.length;
+  const cols = Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  const cellW = areaW / cols, cellH = areaH / rows;
+  ctx.save();
+  ctx.imageSmoothingEnabled = false;  // small outputs stay crisp when scaled up
+  node.imgs.forEach((img, i) => {
+    if (!img.complete || !img.naturalWidth) return;
+    const s = Math.min(cellW / img.naturalWidth, cellH / img.naturalHeight) * (n > 1 ? 0.96 : 1);
+    const w = img.naturalWidth * s, h = img.naturalHeight * s;
+    const x = 4 + (i % cols) * cellW + (cellW - w) / 2;
+    const y = top + Math.floor(i / cols) * cellH + (cellH - h) / 2;
+    ctx.drawImage(img, x, y, w, h);
+  });
+  ctx.restore();
 }
 
 /** Height of slots and widgets: images are drawn below it. */
@@ -182,7 +188,6 @@ export function setNodeImages(node, urls) {
     img.src = url;
     return img;
   });
-  node.imageIndex = 0;
   const minH = imageAreaTop(node) + 220;
   if (node.size[1] < minH) node.setSize([Math.max(node.size[0], 256), minH]);
 }
@@ -207,22 +212,11 @@ function makeNodeClass(name, def, app) {
 
     onDrawBackground(ctx) { drawImages(this, ctx); }
 
-    onMouseDown(e, pos) {
-      // Click on an image strip cycles through a batch.
-      if (this.imgs && this.imgs.length > 1 && pos[1] > imageAreaTop(this)) {
-        this.imageIndex = ((this.imageIndex || 0) + 1) % this.imgs.length;
-        this.setDirtyCanvas(true, true);
-        return true;
-      }
-      return false;
-    }
-
     getExtraMenuOptions(canvas, options) {
       const extra = widgetMenu(this);
-      if (this.imgs && this.imgs.length) {
-        const img = this.imgs[this.imageIndex || 0];
-        extra.push({content: "Open image", callback: () => window.open(img.src, "_blank")});
-      }
+      (this.imgs || []).forEach((img, i) => {
+        extra.push({content: `Open image ${i + 1}`, callback: () => window.open(img.src, "_blank")});
+      });
       options.unshift(...extra, ...(extra.length ? [null] : []));
     }
   }

@@ -7,18 +7,19 @@ import {apiToGraph, isApiPrompt, serializeGraph} from "./convert.js";
 import {parseLooseJSON, readPngText} from "./png.js";
 
 export const STORAGE_KEY = "diffgraph.workflow";
-export const DEFAULT_PROMPT = "a red circle on a white background";
+export const DEFAULT_PROMPT = "a large yellow circle on a blue background";
 
-// The default graph, ComfyUI's text-to-image pipeline at the bundled model's native size.
+// The default graph, ComfyUI's text-to-image pipeline at the bundled model's native size (the same
+// values as workflows/default.json).
 const DEFAULT_NODES = [
   {key: "ckpt", type: "CheckpointLoaderSimple", pos: [30, 230], values: {}},
   {key: "pos", type: "CLIPTextEncode", pos: [420, 40], values: {text: DEFAULT_PROMPT}},
   {key: "neg", type: "CLIPTextEncode", pos: [420, 250], values: {text: ""}},
-  {key: "latent", type: "EmptyLatentImage", pos: [420, 460], values: {width: 64, height: 64, batch_size: 1}},
+  {key: "latent", type: "EmptyLatentImage", pos: [420, 460], values: {width: 64, height: 64, batch_size: 4}},
   {key: "sampler", type: "KSampler", pos: [790, 120],
-   values: {seed: 0, steps: 20, cfg: 7.0, sampler_name: "euler", scheduler: "normal", denoise: 1.0}},
+   values: {seed: 42, steps: 12, cfg: 5.0, sampler_name: "euler", scheduler: "normal", denoise: 1.0}},
   {key: "decode", type: "VAEDecode", pos: [1140, 120], values: {}},
-  {key: "save", type: "SaveImage", pos: [1420, 120], values: {filename_prefix: "diffgraph"}},
+  {key: "save", type: "SaveImage", pos: [1420, 120], values: {filename_prefix: "diffgraph-shapes"}},
 ];
 const DEFAULT_LINKS = [
   ["ckpt", 0, "sampler", "model"], ["ckpt", 1, "pos", "clip"], ["ckpt", 1, "neg", "clip"],
