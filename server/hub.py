@@ -82,10 +82,11 @@ class Hub:
         try:
             while True:
                 frame = await client.queue.get()
-                if isinstance(frame, bytes):
-                    await asyncio.wait_for(client.ws.send_bytes(frame), self.send_timeout)
-                else:
-                    await asyncio.wait_for(client.ws.send_str(frame), self.send_timeout)
+                async with asyncio.timeout(self.send_timeout):  # no task per frame, unlike wait_for
+                    if isinstance(frame, bytes):
+                        await client.ws.send_bytes(frame)
+                    else:
+                        await client.ws.send_str(frame)
         except asyncio.CancelledError:
             raise
         except (asyncio.TimeoutError, ConnectionError, RuntimeError) as exc:

@@ -72,7 +72,19 @@ class Secret:
         return {"ui": {"had_key": [ctx.extra_data.get("api_key_comfy_org") is not None]}, "result": ()}
 
 
-NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Show, Fail, Record, Secret)}
+@node("Previewer", category="test", output_node=True)
+class Previewer:
+    """Sends one preview: ready JPEG bytes, as a previewer may hand them over."""
+    inputs = (Input("value", INT),)
+    outputs = ()
+
+    def run(self, value, ctx):
+        ctx.progress(1, 1, preview=PREVIEW_BYTES)
+        return {"ui": {"text": [str(value)]}, "result": ()}
+
+
+PREVIEW_BYTES = b"\xff\xd8\xff\xe0fake-jpeg"
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Show, Fail, Record, Secret, Previewer)}
 
 
 def make_registry() -> NodeRegistry:
