@@ -57,7 +57,6 @@ class LoadReport:
 
     packs: list[PackReport] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
-    entries: list[str] = field(default_factory=list)  # the folder entries seen, to notice later changes
 
     def get(self, name: str) -> PackReport | None:
         return next((p for p in self.packs if p.name == name), None)
@@ -86,8 +85,9 @@ class LoadReport:
 
     def restart_reasons(self, dirs: Iterable[str | Path]) -> list[str]:
         """Why the packs on disk no longer match what this process loaded ([] when they do)."""
+        dirs = list(dirs)
         now = {str(e) for folder in dirs for e in discover(folder)}
-        before = set(self.entries)
+        before = {p.path for p in self.packs if p.name != BUILTIN_PACK}  # every entry seen has a report
         reasons = [f"added: {p}" for p in sorted(now - before)] + [f"gone: {p}" for p in sorted(before - now)]
         for folder in dirs:
             marker = Path(folder) / RESTART_MARKER
@@ -100,7 +100,7 @@ class LoadReport:
 
     def api_payload(self, dirs: Iterable[str | Path]) -> dict[str, Any]:
         """The body of `GET /api/custom_nodes`: every pack with its state, and whether to restart."""
-        reasons = self.restart_reasons(list(dirs))
+        reasons = self.restart_reasons(dirs)
         return {"packs": [p.to_dict() for p in self.packs], "restart_required": bool(reasons),
                 "restart_reasons": reasons}
 
@@ -143,7 +143,6 @@ def load_packs(dirs: Iterable[str | Path], registry: NodeRegistry, disable_all: 
     taken = {BUILTIN_PACK: "the built-in nodes"}  # pack name -> path: a second pack of one name is refused
     for folder in dirs:
         for entry in discover(folder):
-            report.entries.append(str(entry))
             name = pack_name(entry)
             if entry.name.endswith(DISABLED_SUFFIX) or (disable_all and name not in allowed):
                 report.packs.append(PackReport(name, str(entry), DISABLED))
