@@ -153,7 +153,7 @@ class App {
   loadGraphData(data, kind = "ui") {
     const missing = loadInto(this.graph, kind, data);
     this.clearRunState();
-    if (kind === "api") this.canvas.ds.reset();
+    if (kind === "api") this.fitView();
     else if (data.extra && data.extra.ds && data.extra.ds.offset) {
       this.canvas.ds.offset = [...data.extra.ds.offset];
       this.canvas.ds.scale = data.extra.ds.scale || 1;
@@ -162,6 +162,20 @@ class App {
     if (missing.length) toast(`Missing node types: ${missing.join(", ")}`, "error", 8000);
     this.canvas.setDirty(true, true);
     return missing;
+  }
+
+  /** Zoom and pan so that every node is in view (not above 1:1). */
+  fitView() {
+    const nodes = this.graph._nodes;
+    const ds = this.canvas.ds;
+    if (!nodes.length) { ds.reset(); return; }
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    const x0 = Math.min(...nodes.map((n) => n.pos[0])) - 30;
+    const y0 = Math.min(...nodes.map((n) => n.pos[1] - title)) - 30;
+    const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])) + 30;
+    const y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1])) + 30;
+    ds.scale = Math.min(1, this.canvasEl.width / (x1 - x0), this.canvasEl.height / (y1 - y0));
+    ds.offset = [-x0, -y0];
   }
 
   loadDefault() {

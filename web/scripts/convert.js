@@ -106,6 +106,30 @@ function depths(prompt) {
   return memo;
 }
 
+function setApiValues(node, inputs) {
+  for (const w of node.widgets || []) {
+    if (!w.inputType || !(w.name in inputs)) continue;
+    const v = inputs[w.name];
+    if (isLink(v)) continue;
+    w.value = v && typeof v === "object" && "__value__" in v ? v.__value__ : v;
+    if (w.control) w.control.value = "fixed";  // an API file states exact seeds
+  }
+}
+
+/** Columns left to right by depth, each as wide as its widest node, nodes stacked top down. */
+function layoutColumns(columns) {
+  let x = 40;
+  for (const column of columns) {
+    if (!column) continue;
+    let y = 40;
+    for (const node of column) {
+      node.pos = [x, y];
+      y += node.size[1] + LiteGraph.NODE_TITLE_HEIGHT + 40;
+    }
+    x += Math.max(...column.map((n) => n.size[0])) + 70;
+  }
+}
+
 /**
  * Build `graph` from an API-format prompt. Node ids are kept where they are numbers; widgets get
  * their values by name; a link into a widget converts that widget to an input. Returns the list of
@@ -116,28 +140,20 @@ export function apiToGraph(graph, prompt) {
   const missing = new Set();
   const created = {};
   const depth = depths(prompt);
-  const rows = {};
   const ids = Object.keys(prompt).sort((a, b) => (depth[a] - depth[b]) || (Number(a) - Number(b)));
+  const columns = [];
   for (const id of ids) {
     const entry = prompt[id];
     const node = LiteGraph.createNode(entry.class_type);
     if (!node) { missing.add(entry.class_type); continue; }
     if (/^\d+$/.test(id) && !graph.getNodeById(Number(id))) node.id = Number(id);
-    const col = depth[id] || 0;
-    rows[col] = rows[col] || 40;
-    node.pos = [40 + col * 340, rows[col]];
     if (entry._meta && entry._meta.title) node.title = entry._meta.title;
     graph.add(node);
-    rows[col] += node.size[1] + 70;
-    for (const w of node.widgets || []) {
-      if (!w.inputType || !(w.name in (entry.inputs || {}))) continue;
-      const v = entry.inputs[w.name];
-      if (isLink(v)) continue;
-      w.value = v && typeof v === "object" && "__value__" in v ? v.__value__ : v;
-      if (w.control) w.control.value = "fixed";  // an API file states exact seeds
-    }
+    setApiValues(node, entry.inputs || {});
+    (columns[depth[id] || 0] ||= []).push(node);
     created[id] = node;
   }
+  layoutColumns(columns);
   for (const id of ids) {
     const node = created[id];
     if (!node) continue;
