@@ -22,20 +22,22 @@ Conditioning = list[list[Any]]
 
 
 def embedding_lookup(clip: ClipModel) -> Any:
-    """`embedding:name` resolver over models/embeddings; a missing or unreadable file is skipped
-    with a warning, as ComfyUI does."""
+    """`embedding:name` resolver over models/embeddings (None when missing; an unreadable file is
+    reported and skipped, as ComfyUI does)."""
     width = clip.text_encoder.config.hidden_size
 
     def find(name: str) -> torch.Tensor | None:
         for suffix in EMBEDDING_SUFFIXES:
-            path = active_paths().get_full_path("embeddings", name + suffix)
+            try:
+                path = active_paths().get_full_path("embeddings", name + suffix)
+            except (KeyError, ValueError):
+                return None
             if path is not None:
                 try:
                     return load_embedding(path, width)
                 except (ValueError, OSError) as exc:
                     log.warning("embedding:%s could not be used: %s", name, exc)
                     return None
-        log.warning("warning, embedding:%s does not exist, ignoring", name)
         return None
     return find
 

@@ -7,7 +7,10 @@ more tokens may be split across windows, a shorter one moves whole to the next w
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
+
+log = logging.getLogger(__name__)
 
 EMPHASIS = 1.1
 MAX_WORD_TOKENS = 8  # ComfyUI's max_word_length
@@ -80,7 +83,8 @@ def tokenize_weighted(text: str, encode_word: Callable[[str], list[Any]], bos: i
     """Windows of 77 (token, weight) pairs, as ComfyUI's SDTokenizer.tokenize_with_weights.
 
     `encode_word(word)` returns the word's token ids without BOS/EOS. `embedding(name)` returns a
-    textual-inversion's vectors for `embedding:name` words (or None: the word is dropped, as ComfyUI).
+    textual-inversion's vectors for `embedding:name` words, or None: the word is dropped with a
+    warning, as in ComfyUI (trailing commas are tried off and tokenized as text).
     A token is an int id or, for embeddings, a 1-D tensor.
     """
     groups: list[list[tuple[Any, float]]] = []
@@ -89,12 +93,25 @@ def tokenize_weighted(text: str, encode_word: Callable[[str], list[Any]], bos: i
             if not word:
                 continue
             if word.startswith("embedding:") and embedding is not None:
-                vectors = embedding(word[len("embedding:"):].strip("\n"))
+                vectors, word = _find_embedding(word[len("embedding:"):].strip("\n"), embedding)
                 if vectors is not None:
                     groups.append([(v, weight) for v in vectors])
-                continue
+                if not word:
+                    continue
             groups.append([(t, weight) for t in encode_word(word)])
     return _pack_windows(groups, bos, eos, pad)
+
+
+def _find_embedding(name: str, embedding: Callable[[str], Any]) -> tuple[Any, str]:
+    """(vectors or None, leftover text): `embedding:name,` finds `name` and leaves "," to tokenize."""
+    vectors = embedding(name)
+    leftover = ""
+    if vectors is None and name.rstrip(",") != name:
+        stripped = name.rstrip(",")
+        vectors, leftover = embedding(stripped), name[len(stripped):]
+    if vectors is None:
+        log.warning("warning, embedding:%s does not exist, ignoring", name)
+    return vectors, leftover
 
 
 def _pack_windows(groups: list[list[tuple[Any, float]]], bos: int, eos: int, pad: int) -> list[list[tuple[Any, float]]]:

@@ -185,7 +185,18 @@ def load_pickle_state_dict(path: Path) -> dict[str, torch.Tensor]:
             obj = obj[wrapper]
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name}: holds a {type(obj).__name__}, not a dict of tensors")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    return _flatten_tensors(obj)
+
+
+def _flatten_tensors(obj: dict, prefix: str = "") -> dict[str, torch.Tensor]:
+    # Nested dicts (e.g. a textual inversion's {"string_to_param": {"*": tensor}}) become dotted keys.
+    out: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if isinstance(value, torch.Tensor):
+            out[prefix + str(key)] = value
+        elif isinstance(value, dict):
+            out.update(_flatten_tensors(value, f"{prefix}{key}."))
+    return out
 
 
 class StateDictSource:
