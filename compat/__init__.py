@@ -9,15 +9,15 @@ the top-level names (`folder_paths.py`, `latent_preview.py`, `comfy/`) only re-e
 | ComfyUI name              | here                          | backed by                                   |
 |---------------------------|-------------------------------|---------------------------------------------|
 | folder_paths              | compat.folder_paths           | engine.active_paths() (FolderPaths)         |
-| comfy.utils               | compat.comfy_utils            | RunContext.progress, torch, safetensors     |
-| comfy.model_management    | compat.model_management       | RunContext cancel token, torch devices      |
+| comfy.utils               | compat.comfy_utils            | RunContext.progress, torch, nodes.sd pickle policy |
+| comfy.model_management    | compat.model_management       | RunContext cancel token, nodes.sd.loader device |
 | comfy.samplers            | compat.samplers               | nodes.sampling SAMPLER_NAMES/SCHEDULER_NAMES |
-| comfy.sd                  | compat.sd                     | nodes.model_types, the checkpoint loader    |
-| latent_preview            | compat.latent_preview         | comfy.utils.ProgressBar, latent2rgb factors |
+| comfy.sd                  | compat.sd                     | nodes.model_types, nodes.sd.loader           |
+| latent_preview            | compat.latent_preview         | ProgressBar, nodes.sampling.preview          |
 | nodes                     | nodes/__init__.py             | the built-in node classes, MAX_RESOLUTION   |
 | server.PromptServer       | server/compat.py              | the server's route table and send_sync      |
 
-The engine never imports this package; only packs (and the example pack's tests) do.
+The engine never imports this package; only packs do. custom_nodes/README.md is the pack contract.
 Anything not listed in a module's `__all__` is not provided: a pack that needs more fails to
 import with a clear AttributeError/ImportError, reported by the plugin loader.
 """
