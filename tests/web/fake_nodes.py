@@ -160,8 +160,25 @@ class PreviewImage(SaveImage):
         return super().save(images, "preview", prompt, extra_pnginfo)
 
 
+class LoadImage:
+    CATEGORY = "image"
+    DESCRIPTION = "Loads an image from the input folder."
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        folder = active_paths().input
+        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg")) if folder.is_dir() else []
+        return {"required": {"image": (names or [""], {"image_upload": True})}}
+
+    def load(self, image):
+        return ([Image.open(active_paths().input / image).convert("RGB")],)
+
+
 NODE_CLASS_MAPPINGS = {c.__name__: c for c in (CheckpointLoaderSimple, CLIPTextEncode, EmptyLatentImage, KSampler,
-                                                VAEDecode, SaveImage, PreviewImage)}
+                                                VAEDecode, SaveImage, PreviewImage, LoadImage)}
 NODE_DISPLAY_NAME_MAPPINGS = {"CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
                               "EmptyLatentImage": "Empty Latent Image", "KSampler": "KSampler", "VAEDecode": "VAE Decode",
-                              "SaveImage": "Save Image", "PreviewImage": "Preview Image"}
+                              "SaveImage": "Save Image", "PreviewImage": "Preview Image",
+                              "LoadImage": "Load Image"}

@@ -7,10 +7,17 @@ import json
 import urllib.request
 from pathlib import Path
 
-from web_ui import drop_file, find_node, set_number, wait_for_image_on, wait_idle, widget_value
-
-EXPECTED_API_CLASSES = ["CLIPTextEncode", "CLIPTextEncode", "CheckpointLoaderSimple", "EmptyLatentImage",
-                        "KSampler", "SaveImage", "VAEDecode"]
+from web_ui import (
+    add_node_by_search,
+    connect,
+    drop_file,
+    find_node,
+    set_number,
+    wait_for_image_on,
+    wait_idle,
+    widget_screen,
+    widget_value,
+)
 
 
 def queue_and_wait_idle(page) -> None:
@@ -212,3 +219,23 @@ def test_comfyui_export_with_legacy_seed_control_loads_and_converts_like_its_api
     expected = json.loads((SHARED / "txt2img_embedding.api.json").read_text())
     assert without_meta(page.evaluate("app.graphToPrompt().output")) == without_meta(expected)
     assert editor.errors == []
+
+
+def test_image_upload_widget_uploads_and_a_preview_shows_it(editor, tmp_path):
+    from PIL import Image
+    picture = tmp_path / "upload me.png"
+    Image.new("RGB", (40, 30), (200, 30, 160)).save(picture)
+    page = editor.page
+    page.evaluate("app.graph.clear()")
+    load = add_node_by_search(page, "Load Image", (100, 100))
+    preview = add_node_by_search(page, "Preview Image", (500, 100))
+    connect(page, load, 0, preview, 0)
+    with page.expect_file_chooser() as chooser:
+        page.mouse.click(*widget_screen(page, load, "choose file to upload"))
+    chooser.value.set_files(str(picture))
+    page.wait_for_function("(id) => app.graph.getNodeById(id).widgets[0].value.startsWith('upload me')", arg=load)
+    queue_and_wait_idle(page)
+    src = wait_for_image_on(page, preview)
+    assert "type=temp" in src
+    assert page.evaluate("(id) => app.graph.getNodeById(id).imgs[0].naturalWidth", preview) == 40
+    editor.shot("12-upload-and-preview")
