@@ -11,16 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from engine import current_context
 from engine.events import Preview, Progress
 
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
-UPSCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 
 __all__ = ["ProgressBar", "common_upscale", "lanczos", "load_torch_file", "save_torch_file",
            "repeat_to_batch_size", "PROGRESS_BAR_ENABLED"]
@@ -59,47 +55,26 @@ class ProgressBar:
         self.update_absolute(self.current + int(value))
 
 
-def _center_crop(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Crop the middle to the target aspect ratio before resizing (ComfyUI's crop="center")."""
-    old_h, old_w = samples.shape[-2], samples.shape[-1]
-    old_aspect, new_aspect = old_w / old_h, width / height
-    x = y = 0
-    if old_aspect > new_aspect:
-        x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
-    elif old_aspect < new_aspect:
-        y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
-    return samples.narrow(-2, y, old_h - 2 * y).narrow(-1, x, old_w - 2 * x)
-
-
 def lanczos(samples: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Resize `[B,C,H,W]` 0..1 images with PIL's Lanczos filter (8-bit, as ComfyUI does)."""
-    out = []
-    for image in samples:
-        array = (image.movedim(0, -1).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        pil = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
-        resized = np.asarray(pil.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
-        tensor = torch.from_numpy(resized)
-        out.append((tensor.unsqueeze(-1) if tensor.ndim == 2 else tensor).movedim(-1, 0))
-    return torch.stack(out).to(samples.device, samples.dtype)
+    from nodes.sd.resize import lanczos as resize_lanczos
+
+    return resize_lanczos(samples, width, height)
 
 
 def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_method: str,
                    crop: str) -> torch.Tensor:
-    """Resize `[B,C,H,W]` (or `[B,C,T,H,W]`) to height x width; crop is "disabled" or "center".
+    """Resize `[B,C,H,W]` (or `[B,C,T,H,W]`, frame by frame) to height x width, as the built-in
+    ImageScale/LatentUpscale nodes do (nodes.sd.resize): nearest-exact, bilinear, area, bicubic,
+    lanczos, bislerp; crop is "disabled" or "center"."""
+    from nodes.sd.resize import common_upscale as resize
 
-    Methods: nearest-exact, bilinear, area, bicubic (torch interpolate, no antialias, as ComfyUI) and
-    lanczos (PIL). ComfyUI's "bislerp" is not provided.
-    """
-    if upscale_method not in UPSCALE_METHODS:
-        raise ValueError(f"upscale_method {upscale_method!r} is not one of {', '.join(UPSCALE_METHODS)}")
+    if samples.ndim <= 4:
+        return resize(samples, width, height, upscale_method, crop)
     shape = tuple(samples.shape)
-    flat = samples.reshape(-1, shape[1], shape[-2], shape[-1]) if samples.ndim > 4 else samples
-    src = _center_crop(flat, width, height) if crop == "center" else flat
-    if upscale_method == "lanczos":
-        out = lanczos(src, width, height)
-    else:
-        out = F.interpolate(src, size=(height, width), mode=upscale_method)
-    return out.reshape(*shape[:-2], height, width) if samples.ndim > 4 else out
+    flat = samples.movedim(1, 2).reshape(-1, shape[1], shape[-2], shape[-1])  # frames become the batch
+    out = resize(flat, width, height, upscale_method, crop)
+    return out.reshape(shape[0], shape[2], shape[1], height, width).movedim(2, 1)
 
 
 def repeat_to_batch_size(tensor: torch.Tensor, batch_size: int, dim: int = 0) -> torch.Tensor:

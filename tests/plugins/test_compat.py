@@ -121,10 +121,16 @@ def test_common_upscale_matches_torch_and_pil_references():
     ref = Image.fromarray((samples[1].permute(1, 2, 0) * 255).round().byte().numpy()).resize(
         (10, 6), Image.Resampling.LANCZOS)
     assert torch.allclose(got[1].permute(1, 2, 0), torch.from_numpy(np.asarray(ref, dtype=np.float32) / 255))
-    video = torch.rand(1, 4, 3, 8, 8)  # [B,C,T,H,W] is resized frame by frame
-    assert comfy.utils.common_upscale(video, 4, 4, "area", "disabled").shape == (1, 4, 3, 4, 4)
-    with pytest.raises(ValueError, match="bislerp"):
-        comfy.utils.common_upscale(samples, 4, 4, "bislerp", "disabled")
+    video = torch.rand(2, 4, 3, 8, 8)  # [B,C,T,H,W] is resized frame by frame
+    got = comfy.utils.common_upscale(video, 4, 6, "area", "disabled")
+    assert got.shape == (2, 4, 3, 6, 4)
+    for t in range(3):
+        frame = torch.nn.functional.interpolate(video[:, :, t], size=(6, 4), mode="area")
+        assert torch.allclose(got[:, :, t], frame)
+    latent = torch.randn(1, 4, 8, 8)  # bislerp is for latents
+    assert comfy.utils.common_upscale(latent, 16, 16, "bislerp", "disabled").shape == (1, 4, 16, 16)
+    with pytest.raises(ValueError, match="upscale_method 'cubic'"):
+        comfy.utils.common_upscale(samples, 4, 4, "cubic", "disabled")
 
 
 def test_repeat_to_batch_size_trims_and_tiles():
