@@ -47,6 +47,12 @@ function buildNode(node, def, app) {
   node.size = [Math.max(MIN_NODE_WIDTH, size[0], widgetsWidth(node)), size[1]];
 }
 
+/** Widen a node so its widgets' labels and current values fit (after values were set from outside). */
+export function fitWidgets(node) {
+  const w = widgetsWidth(node);
+  if (node.size[0] < w) node.setSize([w, node.size[1]]);
+}
+
 /** A width at which each widget's label and (longest) value fit side by side. */
 function widgetsWidth(node) {
   let chars = 0;

@@ -4,6 +4,7 @@
 
 /* global LiteGraph */
 import {apiToGraph, isApiPrompt, serializeGraph} from "./convert.js";
+import {fitWidgets} from "./nodedefs.js";
 import {parseLooseJSON, readPngText} from "./png.js";
 
 export const STORAGE_KEY = "diffgraph.workflow";
@@ -35,6 +36,7 @@ export function setWidgetValues(node, values) {
     if (w.type === "combo" && !w.options.values.includes(value)) continue;
     w.value = value;
   }
+  fitWidgets(node);
 }
 
 /** Build the default workflow into `graph`. Returns the types that are not registered. */
