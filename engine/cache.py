@@ -12,7 +12,6 @@ import inspect
 import json
 import logging
 import math
-import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -174,4 +173,4 @@ def _leaf_size(obj: Any, seen: set[int], stack: list[Any]) -> int:
         stack.extend(obj)
     elif hasattr(obj, "__dict__") and not isinstance(obj, type):
         stack.extend(vars(obj).values())
-    return sys.getsizeof(obj) if not hasattr(obj, "__dict__") else 0
+    return 0  # containers and plain objects: only what they hold is counted

@@ -76,8 +76,9 @@ def current_context() -> RunContext | None:
     return _CURRENT.get()
 
 
-def call_with_context(ctx: RunContext, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    token = _CURRENT.set(ctx)
+def call_with_context(context: RunContext, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call `fn` with `context` as the current RunContext (positional-only, so kwargs may hold `ctx`)."""
+    token = _CURRENT.set(context)
     try:
         return fn(*args, **kwargs)
     finally:

@@ -194,7 +194,7 @@ def _check_node(spec: NodeSpec, raw: dict[str, Any], nodes: dict[str, NodeSpec])
         value = raw[inp.name]
         if is_link(value):
             _check_link(spec, inp, value, nodes, issues, label)
-        elif not inp.is_widget:
+        elif isinstance(value, (list, tuple)) or not inp.is_widget:  # raw lists must be {"__value__": [...]}
             issues.append(WorkflowIssue(spec.id, inp.name, "bad_linked_input",
                                         "Bad linked input, must be a length-2 list of [string, integer]",
                                         f"{label}: expected a link to a {inp.type_name} output, got "
