@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from http.cookies import SimpleCookie
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -48,17 +49,20 @@ def guard_middleware(cfg: ServerConfig) -> Any:
         if problem:
             log.warning("refused %s %s: %s", request.method, request.path, problem)
             return json_error(403, "forbidden", problem)
-        if cfg.auth_required:
-            token, source = presented_token(request)
-            if token is None or not hmac.compare_digest(token.encode(), (cfg.auth_token or "").encode()):
-                response = json_error(401, "unauthorized", "A valid token is required",
-                                      "send 'Authorization: Bearer <token>' or ?token=<token>")
-                response.headers["WWW-Authenticate"] = 'Bearer realm="diffgraph"'
-                return response
-            if source != "cookie":
-                request["set_auth_cookie"] = True
+        if cfg.auth_required and not token_ok(request, cfg)[0]:
+            response = json_error(401, "unauthorized", "A valid token is required",
+                                  "send 'Authorization: Bearer <token>' or ?token=<token>")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="diffgraph"'
+            return response
         return await handler(request)
     return guard
+
+
+def token_ok(request: web.Request, cfg: ServerConfig) -> tuple[bool, str | None]:
+    """(the request carries the right token, where it came from)."""
+    token, source = presented_token(request)
+    good = token is not None and hmac.compare_digest(token.encode(), (cfg.auth_token or "").encode())
+    return good, source
 
 
 def presented_token(request: web.Request) -> tuple[str | None, str | None]:
@@ -114,5 +118,11 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         response.headers["Access-Control-Allow-Methods"] = "POST, GET, DELETE, PUT, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
         response.headers["Access-Control-Allow-Credentials"] = "true"
-    if request.get("set_auth_cookie") and cfg.auth_token:
-        response.set_cookie(AUTH_COOKIE, cfg.auth_token, httponly=True, samesite="Strict", path="/")
+    if cfg.auth_required and cfg.auth_token:
+        good, source = token_ok(request, cfg)
+        if good and source != "cookie":
+            # aiohttp has folded cookies into the headers by now: add the header itself
+            cookie = SimpleCookie()
+            cookie[AUTH_COOKIE] = cfg.auth_token
+            cookie[AUTH_COOKIE].update({"httponly": True, "samesite": "Strict", "path": "/"})
+            response.headers.add("Set-Cookie", cookie[AUTH_COOKIE].OutputString())
