@@ -142,7 +142,8 @@ def test_install_pip_installs_a_real_requirement_into_the_running_python(tmp_pat
     url = make_repo(src, {"__init__.py": "import six\n" + packs.v1_node("S") +
                           "NODE_CLASS_MAPPINGS = {'NeedsSix': S}\n", "requirements.txt": "six==1.17.0\n"})
     proc = subprocess.run([str(python), "-m", "diffgraph.cmd_nodes", "install", url, "--base-directory",
-                           str(tmp_path / "base")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "base")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PIP_RETRIES": "1", "PIP_TIMEOUT": "15"})  # fail fast offline
     if proc.returncode != 0 and any(s in proc.stdout + proc.stderr for s in
                                     ("No matching distribution", "Could not fetch", "NewConnectionError")):
         pytest.skip("the package index is not reachable")

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from engine import activate_paths, active_paths
 from engine.plugins import mark_restart_required
 from server.app import create_app
 from server.compat import PromptServer
@@ -53,13 +54,17 @@ def base(tmp_path_factory):
 
 
 def serve(base, check):
+    previous = active_paths()  # create_app activates the server's folders for the whole process
     app = create_app(ServerConfig(base_directory=base, load_builtin_nodes=False), prompt_server=PromptServer.instance)
 
     async def go():
         async with TestClient(TestServer(app)) as client:
             return await check(client)
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    finally:
+        activate_paths(previous)
 
 
 def test_web_directories_are_listed_and_served_and_nothing_outside_them(base):
