@@ -40,10 +40,10 @@ def split_prefix(root: Path, prefix: str) -> tuple[Path, str, str]:
     """(folder, file stem, subfolder) for a prefix like "sub/dir/name", refusing escapes."""
     prefix = prefix.replace("\\", "/").strip()
     subfolder, _, stem = prefix.rpartition("/")
-    folder = safe_join(root, subfolder.strip("/"))
+    folder = safe_join(root, subfolder)  # absolute or '..' prefixes are refused, as ComfyUI does
     if not stem:
         raise ValueError(f"filename_prefix {prefix!r} has no file name part")
-    return folder, stem, subfolder.strip("/")
+    return folder, stem, subfolder
 
 
 def next_counter(folder: Path, stem: str) -> int:
