@@ -194,14 +194,15 @@ def load_pack(entry: Path, registry: NodeRegistry, name: str | None = None) -> P
     modname = module_name_for(name)
     report = PackReport(name, str(entry), LOADED, module_name=modname)
     started = time.perf_counter()
+    had_nodes = bool(registry.nodes_of_pack(name))
     try:
         module = _import_pack(entry, modname)
         _register(module, entry, registry, report)
     except Exception as exc:  # a broken pack is reported, never fatal
         _forget_modules(modname)
-        if report.nodes:
+        if not had_nodes:  # a pack that fails registers nothing, even if it failed half-way
             registry.unregister_pack(name)
-            report.nodes = []
+        report.nodes = []
         _record_failure(report, exc)
     report.import_seconds = time.perf_counter() - started
     return report

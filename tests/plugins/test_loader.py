@@ -237,3 +237,23 @@ def test_changes_on_disk_and_cli_markers_make_a_restart_required(tmp_path):
     # a marker older than the load is history, not a reason
     later = load_packs([tmp_path], NodeRegistry())
     assert later.restart_reasons([tmp_path]) == []
+
+
+def test_broken_declarations_are_refused_node_by_node_or_fail_the_pack(tmp_path):
+    packs.write_pack(tmp_path, "half_bad", {"__init__.py": packs.v1_node("Fine") + packs.v1_node("Bad") +
+                     "Bad.INPUT_TYPES = classmethod(lambda cls: 1 / 0)\n"
+                     "NODE_CLASS_MAPPINGS = {'HalfFine': Fine, 'HalfBad': Bad}\n"})
+    packs.write_pack(tmp_path, "not_a_mapping.py", "NODE_CLASS_MAPPINGS = ['oops']\n")
+    packs.write_pack(tmp_path, "bad_typed.py", "from engine import INT, Input, Output, node\n"
+                     "@node('BadTyped')\nclass BadTyped:\n    inputs = (Input('x', INT, default=5, max=1),)\n"
+                     "    outputs = (Output(INT),)\n    def run(self, x):\n        return (x,)\n")
+    registry = NodeRegistry()
+    report = load_packs([tmp_path], registry)
+    half = report.get("half_bad")
+    assert half.state == "loaded" and half.nodes == ["HalfFine"]
+    assert half.refused == ["HalfBad: INPUT_TYPES() raised ZeroDivisionError: division by zero"]
+    assert report.get("not_a_mapping").state == "failed"
+    bad_typed = report.get("bad_typed")
+    assert bad_typed.state == "failed"
+    assert bad_typed.error == "NodeDefinitionError: node 'BadTyped': input 'x': default 5 is above the maximum 1"
+    assert registry.names() == ["HalfFine"]
