@@ -181,8 +181,9 @@ def pack_name(entry: Path) -> str:
 
 
 def module_name_for(name: str) -> str:
-    """`diffgraph_packs.<identifier>`: pack folders are often named like `ComfyUI-Foo.Bar`."""
-    ident = re.sub(r"\W", "_", name)
+    """`diffgraph_packs.<identifier>`: pack folders are often named like `ComfyUI-Foo.Bar`. Other
+    characters are spelled out (`-` -> `_x2d_`), so two pack names never share a module name."""
+    ident = re.sub(r"\W", lambda m: f"_x{ord(m.group()):x}_", name)
     if not ident or ident[0].isdigit():
         ident = "_" + ident
     return f"{NAMESPACE}.{ident}"

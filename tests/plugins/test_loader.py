@@ -257,3 +257,13 @@ def test_broken_declarations_are_refused_node_by_node_or_fail_the_pack(tmp_path)
     assert bad_typed.state == "failed"
     assert bad_typed.error == "NodeDefinitionError: node 'BadTyped': input 'x': default 5 is above the maximum 1"
     assert registry.names() == ["HalfFine"]
+
+
+def test_pack_names_that_are_not_identifiers_get_distinct_module_names(tmp_path):
+    packs.write_pack(tmp_path, "ComfyUI-My.Pack", {"__init__.py": packs.v1_node("A") + "NODE_CLASS_MAPPINGS = {'DashA': A}\n"})
+    packs.write_pack(tmp_path, "ComfyUI_My_Pack", {"__init__.py": packs.v1_node("B") + "NODE_CLASS_MAPPINGS = {'DashB': B}\n"})
+    report = load_packs([tmp_path], NodeRegistry())
+    assert [(p.name, p.state, p.module_name) for p in report.packs] == [
+        ("ComfyUI-My.Pack", "loaded", "diffgraph_packs.ComfyUI_x2d_My_x2e_Pack"),
+        ("ComfyUI_My_Pack", "loaded", "diffgraph_packs.ComfyUI_My_Pack")]
+    assert sys.modules["diffgraph_packs.ComfyUI_x2d_My_x2e_Pack"].NODE_CLASS_MAPPINGS.keys() == {"DashA"}
