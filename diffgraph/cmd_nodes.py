@@ -150,6 +150,8 @@ def cmd_install(args: argparse.Namespace, paths: FolderPaths) -> int:
     name = args.name or name_from_url(args.url)
     _check_name(name)
     folder = _main_folder(paths)
+    if args.ref and args.ref.startswith("-"):
+        raise NodesError(f"--ref {args.ref!r} is not a branch, tag or commit")
     dest = folder / name
     if dest.exists() or dest.with_name(name + DISABLED_SUFFIX).exists():
         raise NodesError(f"{dest} already exists; pass --name NAME or remove it first")
@@ -212,24 +214,32 @@ def cmd_list(args: argparse.Namespace, paths: FolderPaths) -> int:
 def cmd_update(args: argparse.Namespace, paths: FolderPaths) -> int:
     if args.name:
         entries = [_find(paths, args.name)]
+        if not (entries[0] / ".git").exists():
+            raise NodesError(f"{args.name} is not a git clone; update it by hand")
     else:
         entries = [e for f in paths.custom_nodes for e in discover(f) if (e / ".git").exists()]
     failed = 0
-    for entry in entries:
-        name = pack_name(entry)
-        if not (entry / ".git").exists():
-            raise NodesError(f"{name} is not a git clone; update it by hand")
-        before = _git_ref(entry)
-        _run(["git", "-C", str(entry), "pull", "--ff-only", "--recurse-submodules"])
-        after = _git_ref(entry)
-        if not args.no_deps:
-            pip_install(entry)
-        print(f"{name}: {before} -> {after}")
-        if after != before:
-            mark_restart_required(entry.parent, f"updated: {name} {before} -> {after}")
-        if not entry.name.endswith(DISABLED_SUFFIX) and not _print_check(check_import(paths, name)):
-            failed += 1
+    for entry in entries:  # one pack failing to update does not stop the others
+        try:
+            ok = _update_one(entry, paths, args.no_deps)
+        except NodesError as exc:
+            print(f"error: {pack_name(entry)}: {exc}", file=sys.stderr)
+            ok = False
+        failed += not ok
     return 1 if failed else 0
+
+
+def _update_one(entry: Path, paths: FolderPaths, no_deps: bool) -> bool:
+    name = pack_name(entry)
+    before = _git_ref(entry)
+    _run(["git", "-C", str(entry), "pull", "--ff-only", "--recurse-submodules"])
+    after = _git_ref(entry)
+    if after != before:
+        mark_restart_required(entry.parent, f"updated: {name} {before} -> {after}")
+    if not no_deps:
+        pip_install(entry)
+    print(f"{name}: {before} -> {after}")
+    return entry.name.endswith(DISABLED_SUFFIX) or _print_check(check_import(paths, name))
 
 
 def cmd_remove(args: argparse.Namespace, paths: FolderPaths) -> int:

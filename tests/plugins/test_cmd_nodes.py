@@ -109,6 +109,12 @@ def test_install_at_a_ref_and_refusals(origin, tmp_path, capsys):
     assert nodes_cli("enable", "nothing_here", "--base-directory", base) == 1
     assert "no pack named 'nothing_here'" in capsys.readouterr().err
     assert (tmp_path / "custom_nodes" / "pinned").is_dir()
+    assert nodes_cli("install", url, "--ref=--orphan=x", "--name", "opt", "--base-directory", base) == 1
+    assert "is not a branch, tag or commit" in capsys.readouterr().err
+    # a pack pinned to a tag is on a detached HEAD: its update fails, with git's reason, and nothing else
+    assert nodes_cli("update", "--base-directory", base) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: pinned: git -C ") and "pull" in err
 
 
 def test_a_pack_that_fails_its_import_check_is_kept_or_rolled_back(tmp_path_factory, capsys):
