@@ -34,3 +34,33 @@ class GaussianDenoiser:
 
 def no_hooks(i: int, x: torch.Tensor, denoised: torch.Tensor, sigma: object) -> torch.Tensor:
     return x
+
+
+class CountingUNet(torch.nn.Module):
+    """Wraps a UNet and records the batch size of every call (for cancel and batching tests)."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.batches: list[int] = []
+
+    def forward(self, sample, timestep, **kwargs):
+        self.batches.append(int(sample.shape[0]))
+        return self.inner(sample, timestep, **kwargs)
+
+
+def tiny_model(seed: int = 0, counting: bool = False):
+    """A MODEL around a tiny random SD1-architecture UNet (cross-attention width 32), fp32 on the CPU."""
+    from nodes.model_types import DiffusionModel
+    from nodes.sampling.model_sampling import SD1_SCHEDULER_CONFIG
+    from nodes.sd.tiny import tiny_modules
+
+    unet = tiny_modules(seed, dtype=torch.float32)[0]
+    return DiffusionModel(unet=CountingUNet(unet) if counting else unet, scheduler_config=dict(SD1_SCHEDULER_CONFIG))
+
+
+def conditioning(seed: int, batch: int = 1, tokens: int = 77, width: int = 32, **opts):
+    """A CONDITIONING of random text embeddings in ComfyUI's shape."""
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(batch, tokens, width, generator=gen), {"pooled_output": torch.randn(batch, width, generator=gen),
+                                                                 **opts}]]
