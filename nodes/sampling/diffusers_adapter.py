@@ -57,7 +57,13 @@ class DiffusersSchedulerSpec:
                              f"it accepts: {', '.join(sorted(accepted))}")
         # Keys the class does not take are dropped here, as from_config would ignore them (noisily).
         config = {k: v for k, v in base_config.items() if k in accepted}
-        return cls.from_config(config, **self.overrides)
+        scheduler = cls.from_config(config, **self.overrides)
+        cfg = scheduler.config
+        if self.name == "UniPCMultistepScheduler" and cfg.solver_type == "bh1" and cfg.final_sigmas_type == "zero":
+            # B(h) = h is infinite on the step to sigma 0: diffusers returns NaN latents for this pair.
+            raise ValueError("UniPCMultistepScheduler with solver_type 'bh1' needs final_sigmas_type 'sigma_min' "
+                             "(with 'zero' diffusers produces NaN); or use solver_type 'bh2'")
+        return scheduler
 
 
 def _sigma_table(scheduler: Any) -> np.ndarray:
