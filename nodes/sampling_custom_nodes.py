@@ -12,11 +12,35 @@ from typing import Any
 
 import torch
 
-from engine import (BOOLEAN, COMBO, CONDITIONING, FLOAT, GUIDER, INT, LATENT, MODEL, NOISE, SAMPLER, SIGMAS, Input,
-                    Output, RunContext, node)
+from engine import (
+    BOOLEAN,
+    COMBO,
+    CONDITIONING,
+    FLOAT,
+    GUIDER,
+    INT,
+    LATENT,
+    MODEL,
+    NOISE,
+    SAMPLER,
+    SIGMAS,
+    Input,
+    Output,
+    RunContext,
+    node,
+)
 
-from .sampling import (SAMPLER_NAMES, SCHEDULER_NAMES, SampleResult, Sampler, calculate_sigmas, model_sampling,
-                       prepare_noise, sample, sampler_object)
+from .sampling import (
+    SAMPLER_NAMES,
+    SCHEDULER_NAMES,
+    Sampler,
+    SampleResult,
+    calculate_sigmas,
+    model_sampling,
+    prepare_noise,
+    sample,
+    sampler_object,
+)
 from .sampling.schedules import exponential, karras
 from .sampling_nodes import MAX_SEED, Latent, _cfg_input
 

@@ -26,8 +26,18 @@ import torch
 
 from engine import BOOLEAN, COMBO, CONDITIONING, FLOAT, INT, LATENT, MODEL, STRING, Input, Output, RunContext, node
 
-from .sampling import (DIFFUSERS_SCHEDULER_NAMES, SAMPLER_NAMES, SCHEDULER_NAMES, DiffusersSchedulerSpec,
-                       GuidanceSchedule, ksampler_sigmas, prepare_noise, sample, sample_diffusers, sampler_object)
+from .sampling import (
+    DIFFUSERS_SCHEDULER_NAMES,
+    SAMPLER_NAMES,
+    SCHEDULER_NAMES,
+    DiffusersSchedulerSpec,
+    GuidanceSchedule,
+    ksampler_sigmas,
+    prepare_noise,
+    sample,
+    sample_diffusers,
+    sampler_object,
+)
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 Latent = dict[str, Any]

@@ -11,8 +11,7 @@ from .diffusers_adapter import DIFFUSERS_SCHEDULER_NAMES, DiffusersSchedulerSpec
 from .loop import SampleResult, ksampler_sigmas, model_sampling, sample
 from .model_sampling import SD1_SCHEDULER_CONFIG, ModelSampling
 from .noise import prepare_noise
-from .samplers import (DISCARD_PENULTIMATE_SIGMA, SAMPLER_NAMES, STOCHASTIC_SAMPLERS, Sampler,
-                       sampler_object)
+from .samplers import DISCARD_PENULTIMATE_SIGMA, SAMPLER_NAMES, STOCHASTIC_SAMPLERS, Sampler, sampler_object
 from .schedules import SCHEDULER_NAMES, calculate_sigmas
 
 KSAMPLER_NAMES = SAMPLER_NAMES

@@ -8,8 +8,9 @@ nodes/sampling_nodes.py). Multistep samplers keep their history when latents are
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -49,7 +50,7 @@ class GuidanceSchedule:
     points: tuple[tuple[float, float], ...]
 
     @classmethod
-    def parse(cls, text: str) -> "GuidanceSchedule":
+    def parse(cls, text: str) -> GuidanceSchedule:
         """Parse "0.0:10.0, 0.3:7.5, 0.6:5.0" (fraction:cfg pairs; commas, semicolons or newlines)."""
         points = []
         for item in text.replace(";", ",").replace("\n", ",").split(","):

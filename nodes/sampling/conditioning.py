@@ -7,8 +7,9 @@ strength x mask (areas without a mask fade in over 8 latent pixels at inner edge
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

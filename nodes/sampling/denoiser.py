@@ -66,7 +66,7 @@ class Denoiser:
             crops = [x_in[:, :, y:y + h, x:x + w] for _, e in group for h, w, y, x in [e.area]]
             contexts = _lcm_contexts([repeat_to_batch(e.context, self.batch) for _, e in group])
             out = self._unet(torch.cat(crops), t.repeat(len(group)), torch.cat(contexts))
-            for (side, e), o in zip(group, out.chunk(len(group))):
+            for (side, e), o in zip(group, out.chunk(len(group)), strict=True):
                 h, w, y, x = e.area
                 weight = repeat_to_batch(e.weight, self.batch)
                 sums[side][:, :, y:y + h, x:x + w] += o * weight

@@ -9,8 +9,9 @@ guidance, callbacks, progress and cancel around `scheduler.step`.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

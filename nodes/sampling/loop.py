@@ -7,8 +7,9 @@ mask), (4) run the sampler with step hooks (callbacks, progress, cancel, preview
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 

@@ -50,7 +50,7 @@ class ModelSampling:
     prediction_type: str = "epsilon"
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "ModelSampling":
+    def from_config(cls, config: dict[str, Any]) -> ModelSampling:
         betas = betas_from_config(config)
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
         sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod) ** 0.5

@@ -7,7 +7,7 @@ of a Brownian tree (torchsde), so their noise depends on the sigma interval, not
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 

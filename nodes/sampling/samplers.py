@@ -6,8 +6,9 @@ the same samplers (our Brownian tree always lives on the CPU), "uni_pc_bh2" is U
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ class Sampler:
                seed: int | None = None) -> torch.Tensor:
         return self.function(model, x, sigmas, hooks, seed=seed, **self.options)
 
-    def with_options(self, **options: Any) -> "Sampler":
+    def with_options(self, **options: Any) -> Sampler:
         return Sampler(self.name, self.function, {**self.options, **options}, self.inpaint_fresh_noise)
 
 

@@ -6,7 +6,8 @@ in sigma ("variance exploding") space; lambda = -log(sigma) is the half log-SNR 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ def sample_lms(model: Denoise, x: torch.Tensor, sigmas: torch.Tensor, hooks: Any
         denoised = model(x, sigmas[i])
         slopes = (slopes + [to_d(x, sigmas[i], denoised)])[-order:]
         weights = lms_coefficients(nodes, i, len(slopes))
-        x = x + sum(w * d for w, d in zip(weights, reversed(slopes)))
+        x = x + sum(w * d for w, d in zip(weights, reversed(slopes), strict=True))
         x = hooks(i, x, denoised, sigmas[i])
     return x
 

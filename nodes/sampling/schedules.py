@@ -7,7 +7,7 @@ the one entry point; SCHEDULER_NAMES lists the names in ComfyUI's order.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -60,14 +60,14 @@ def unipc_update(model: Denoise, x: torch.Tensor, history: list[tuple[float, tor
     x_base = (sigma_t / sigma_0) * x - h_phi_1 * d_0
     if d1s:
         rhos_p = torch.tensor([0.5], dtype=torch.float64) if order == 2 else _solve(rks[:-1], b[:-1])
-        x_t = x_base - b_h * sum(float(rho) * d for rho, d in zip(rhos_p, d1s))
+        x_t = x_base - b_h * sum(float(rho) * d for rho, d in zip(rhos_p, d1s, strict=True))
     else:
         x_t = x_base
     if not use_corrector:
         return x_t, None
     rhos_c = torch.tensor([0.5], dtype=torch.float64) if order == 1 else _solve(rks, b)
     d_t = model(x_t, torch.tensor(sigma_t, dtype=torch.float32, device=x.device))
-    correction = sum(float(rho) * d for rho, d in zip(rhos_c[:-1], d1s)) + float(rhos_c[-1]) * (d_t - d_0)
+    correction = sum(float(rho) * d for rho, d in zip(rhos_c[:-1], d1s, strict=True)) + float(rhos_c[-1]) * (d_t - d_0)
     return x_base - b_h * correction, d_t
 
 

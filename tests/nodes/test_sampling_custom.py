@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodes.sampling_custom_nodes import (BasicGuider, BasicScheduler, CFGGuider, DisableNoise, ExponentialScheduler,
-                                         KarrasScheduler, KSamplerSelect, RandomNoise, SamplerCustom,
-                                         SamplerCustomAdvanced, SplitSigmas)
+from nodes.sampling_custom_nodes import (
+    BasicGuider,
+    BasicScheduler,
+    CFGGuider,
+    DisableNoise,
+    ExponentialScheduler,
+    KarrasScheduler,
+    KSamplerSelect,
+    RandomNoise,
+    SamplerCustom,
+    SamplerCustomAdvanced,
+    SplitSigmas,
+)
 from nodes.sampling_nodes import KSampler
 from tests.nodes.sampling_toy import conditioning, tiny_model
 

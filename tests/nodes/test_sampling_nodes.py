@@ -8,8 +8,15 @@ import torch
 from engine import CancelToken, ExecutionInterrupted, RunContext
 from engine.events import ListSink
 from engine.schema import NodeSchema
-from nodes.sampling import (SAMPLER_NAMES, SCHEDULER_NAMES, ksampler_sigmas, model_sampling, prepare_noise, sample,
-                            sampler_object)
+from nodes.sampling import (
+    SAMPLER_NAMES,
+    SCHEDULER_NAMES,
+    ksampler_sigmas,
+    model_sampling,
+    prepare_noise,
+    sample,
+    sampler_object,
+)
 from nodes.sampling_nodes import GuidanceScheduleNode, KSampler, KSamplerAdvanced
 from tests.nodes.sampling_toy import conditioning, tiny_model
 

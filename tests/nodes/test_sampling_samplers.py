@@ -16,7 +16,7 @@ import torch
 from nodes.sampling.model_sampling import SD1_SCHEDULER_CONFIG
 from nodes.sampling.samplers import SAMPLER_NAMES, STOCHASTIC_SAMPLERS, sampler_object
 from nodes.sampling.schedules import karras
-from tests.nodes.sampling_toy import MU, S, GaussianDenoiser, no_hooks
+from tests.nodes.sampling_toy import MU, GaussianDenoiser, S, no_hooks
 
 # (sampler, eta or None, minimum observed order): the asymptotic order of the global error at sigma_min.
 ODE_ORDERS = [("euler", None, 0.9), ("ddim", None, 0.9), ("heun", None, 1.9), ("dpm_2", None, 1.9),
