@@ -6,8 +6,9 @@ upload buttons, PrimitiveNode/Note/Reroute, muted and bypassed nodes, and subgra
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import EngineError
 
@@ -81,13 +82,13 @@ class _Graph:
     nodes: dict[str, dict[str, Any]]
     links: dict[str, tuple[str, int, str, int]]  # link id -> (origin, origin slot, target, target slot)
     prefix: str
-    parent: "_Graph | None"
+    parent: _Graph | None
     instance: dict[str, Any] | None
     definition: dict[str, Any] | None
 
     @classmethod
-    def build(cls, graph: dict[str, Any], prefix: str, parent: "_Graph | None",
-              instance: dict[str, Any] | None) -> "_Graph":
+    def build(cls, graph: dict[str, Any], prefix: str, parent: _Graph | None,
+              instance: dict[str, Any] | None) -> _Graph:
         nodes = {str(n["id"]): n for n in graph.get("nodes") or [] if isinstance(n, dict) and "id" in n}
         links: dict[str, tuple[str, int, str, int]] = {}
         for link in graph.get("links") or []:

@@ -26,8 +26,19 @@ from .hub import Hub
 from .openapi import Route
 from .routes_ws import websocket
 from .security import error_middleware, guard_middleware, on_response_prepare
-from .state import (CONFIG, EXECUTOR, HUB, PACKS, PATHS, PROMPT_SERVER, REGISTRY, ROUTE_TABLE, STORE, WORKER,
-                     queue_status)
+from .state import (
+    CONFIG,
+    EXECUTOR,
+    HUB,
+    PACKS,
+    PATHS,
+    PROMPT_SERVER,
+    REGISTRY,
+    ROUTE_TABLE,
+    STORE,
+    WORKER,
+    queue_status,
+)
 from .store import JobStore
 from .worker import Worker
 

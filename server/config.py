@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
 from engine import FolderPaths
 
 DEFAULT_MAX_UPLOAD_MB = 100.0
@@ -79,7 +80,7 @@ class ServerConfig:
     argv: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_args(cls, ns: argparse.Namespace, argv: list[str] | None = None) -> "ServerConfig":
+    def from_args(cls, ns: argparse.Namespace, argv: list[str] | None = None) -> ServerConfig:
         base = ns.base_directory or Path(__file__).resolve().parents[1]
         return cls(
             listen=ns.listen, port=ns.port, cpu=ns.cpu, base_directory=Path(base),
@@ -120,7 +121,7 @@ class ServerConfig:
     def previews_enabled(self) -> bool:
         return self.preview_method != "none"
 
-    def with_token(self) -> "ServerConfig":
+    def with_token(self) -> ServerConfig:
         """A copy that carries a token: the given one, or a fresh random one when auth is required."""
         if self.auth_required and not self.auth_token:
             return replace(self, auth_token=secrets.token_urlsafe(24))
@@ -162,7 +163,7 @@ def apply_extra_model_paths(paths: FolderPaths, config_file: Path) -> None:
     data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{config_file}: expected a mapping of sections, got {type(data).__name__}")
-    for section_name, section in data.items():
+    for section in data.values():
         if not isinstance(section, dict):
             continue
         base = section.get("base_path")

@@ -75,7 +75,7 @@ class Hub:
         if not client.ws.closed:
             try:
                 await asyncio.wait_for(client.ws.close(code=code, message=message), self.send_timeout)
-            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            except (TimeoutError, ConnectionError, RuntimeError):
                 pass
 
     async def _sender(self, client: Client) -> None:
@@ -89,7 +89,7 @@ class Hub:
                         await client.ws.send_str(frame)
         except asyncio.CancelledError:
             raise
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError) as exc:
+        except (TimeoutError, ConnectionError, RuntimeError) as exc:
             log.info("websocket %s dropped: %s", client.sid, type(exc).__name__)
             if self.clients.get(client.sid) is client:
                 del self.clients[client.sid]

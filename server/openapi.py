@@ -6,8 +6,9 @@ never drift from the routes the server actually mounts.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 

@@ -10,9 +10,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Iterable
+from typing import Any
 
 PENDING, RUNNING = "pending", "running"
 SUCCESS, ERROR, INTERRUPTED = "success", "error", "interrupted"
@@ -70,7 +71,7 @@ class Job:
     meta: dict[str, Any] | None = None
 
     @classmethod
-    def from_row(cls, row: tuple) -> "Job":
+    def from_row(cls, row: tuple) -> Job:
         (seq, pid, number, prompt, extra, targets, status, created, started, finished, attempts,
          done_seq, outputs, messages, meta) = row
         return cls(seq, pid, _number(number), json.loads(prompt), json.loads(extra), json.loads(targets), status,
@@ -115,34 +116,53 @@ class JobStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.history_size = max(1, int(history_size))
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a 200 reply means the prompt is on disk
-        self._db.execute("PRAGMA busy_timeout=5000")
+        # Writes and reads use separate connections: in WAL mode a reader never waits for a writer's
+        # fsync, so the event loop's reads (/queue, /history, status) stay fast while the worker commits.
+        self._write_lock, self._read_lock, self._counter_lock = threading.Lock(), threading.Lock(), threading.Lock()
+        self._db = self._connect()
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._reader = self._connect()
         row = self._db.execute("SELECT COALESCE(MAX(ABS(number)), 0) FROM jobs").fetchone()
         self._counter = int(row[0])
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a 200 reply means the prompt is on disk
+        db.execute("PRAGMA busy_timeout=5000")
+        return db
+
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock, self._read_lock:
+            self._reader.close()
             self._db.close()
 
-    def _tx(self, fn: Any) -> Any:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+    def _tx(self, fn: Any, durable: bool = True) -> Any:
+        """Run `fn(db)` in one write transaction. `durable=False` skips the fsync: for changes that
+        may be lost on power failure (not on a process crash) without breaking exactly-once."""
+        with self._write_lock:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                result = fn(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self._read_lock:
+            return self._reader.execute(sql, tuple(args)).fetchall()
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[Job]:
-        with self._lock:
-            return [Job.from_row(r) for r in self._db.execute(f"SELECT {_COLUMNS} FROM jobs {sql}", tuple(args))]
+        return [Job.from_row(r) for r in self._read(f"SELECT {_COLUMNS} FROM jobs {sql}", args)]
 
     # --- start-up ---
 
@@ -167,7 +187,7 @@ class JobStore:
     # --- the queue ---
 
     def next_number(self, front: bool = False) -> int:
-        with self._lock:
+        with self._counter_lock:
             self._counter += 1
             return -self._counter if front else self._counter
 
@@ -200,28 +220,27 @@ class JobStore:
 
     def remaining(self) -> int:
         """Pending plus running, as ComfyUI's queue_remaining."""
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (PENDING, RUNNING))
-            return int(row.fetchone()[0])
+        return int(self._read("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (PENDING, RUNNING))[0][0])
 
     def claim_next(self, held: Collection[str]) -> Job | None:
         """Atomically move the first pending job not in `held` to running."""
-        def tx(db: sqlite3.Connection) -> str | None:
-            rows = db.execute("SELECT prompt_id FROM jobs WHERE status=? ORDER BY number, seq LIMIT ?",
+        def tx(db: sqlite3.Connection) -> Job | None:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status=? ORDER BY number, seq LIMIT ?",
                               (PENDING, len(held) + 1)).fetchall()
-            pid = next((r[0] for r in rows if r[0] not in held), None)
-            if pid is not None:
-                db.execute("UPDATE jobs SET status=?, started_at=?, attempts=attempts+1 WHERE prompt_id=?",
-                           (RUNNING, time.time(), pid))
-            return pid
-        pid = self._tx(tx)
-        return None if pid is None else self.get(pid)
+            job = next((Job.from_row(r) for r in rows if r[1] not in held), None)
+            if job is not None:
+                job.status, job.started_at, job.attempts = RUNNING, time.time(), job.attempts + 1
+                db.execute("UPDATE jobs SET status=?, started_at=?, attempts=? WHERE prompt_id=?",
+                           (RUNNING, job.started_at, job.attempts, job.prompt_id))
+            return job
+        # Not fsynced: if this is lost the job is simply still pending, which recover() would make it anyway.
+        return self._tx(tx, durable=False)
 
     def requeue(self, prompt_id: str) -> bool:
         """Put a running job back (the server is stopping); a graceful stop does not count as a start."""
         return self._tx(lambda db: db.execute(
             "UPDATE jobs SET status=?, started_at=NULL, attempts=MAX(attempts-1, 0) WHERE prompt_id=? AND status=?",
-            (PENDING, prompt_id, RUNNING)).rowcount > 0)
+            (PENDING, prompt_id, RUNNING)).rowcount > 0, durable=False)
 
     def delete_pending(self, prompt_ids: list[str] | None = None) -> int:
         """Remove pending jobs (all when `prompt_ids` is None); running and finished ones stay."""
@@ -274,8 +293,7 @@ class JobStore:
     def jobs(self, status: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[Job], int]:
         """Newest first; with the total count for paging."""
         where, args = ("WHERE status=?", [status]) if status else ("", [])
-        with self._lock:
-            total = int(self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0])
+        total = int(self._read(f"SELECT COUNT(*) FROM jobs {where}", args)[0][0])
         return self._query(f"{where} ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset]), total
 
 

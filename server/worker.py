@@ -14,8 +14,9 @@ import struct
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from engine.context import CancelToken
 from engine.events import Event, ExecutionError
@@ -50,7 +51,7 @@ class FreeRequest:
 class JobSink:
     """The executor's EventSink for one job: forwards to the client and records history messages."""
 
-    def __init__(self, worker: "Worker", job: Job, running: Running) -> None:
+    def __init__(self, worker: Worker, job: Job, running: Running) -> None:
         self.worker, self.job, self.running = worker, job, running
         self.client_id = job.extra_data.get("client_id")
         self.messages: list[list[Any]] = []
@@ -73,7 +74,7 @@ class JobSink:
             self.terminal.append(event)  # held back until history is written
             return
         if hasattr(event, "sid") and hasattr(event, "payload"):  # a pack's send_sync during the run
-            self.worker.hub.send_threadsafe(kind, data, getattr(event, "sid"))
+            self.worker.hub.send_threadsafe(kind, data, event.sid)
         elif self.client_id:
             self.worker.hub.send_threadsafe(kind, data, self.client_id)
 
@@ -152,23 +153,35 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before looking: a release() from now on ends the wait below
             self._apply_free()
             try:
-                with self._lock:  # a hold() cannot slip between reading the held set and claiming
-                    job = self.store.claim_next(self._held)
+                job = self._claim()
             except Exception:  # the database is gone (shutdown) or locked: retry, never die
                 log.exception("could not take the next job")
                 job = None
             if job is None:
                 self.idle.set()
                 self._wake.wait(timeout=1.0)
-                self._wake.clear()
                 continue
             self.idle.clear()
             try:
                 self.run_job(job)
             except Exception:
                 log.exception("worker failed around prompt %s", job.prompt_id)
+
+    def _claim(self) -> Job | None:
+        """The next job that is not held. Optimistic: a hold() that raced the claim undoes it."""
+        with self._lock:
+            held = set(self._held)
+        job = self.store.claim_next(held)
+        if job is not None:
+            with self._lock:
+                raced = job.prompt_id in self._held
+            if raced:  # held after our snapshot: its POST reply is not out yet
+                self.store.requeue(job.prompt_id)
+                return None
+        return job
 
     def _apply_free(self) -> None:
         with self._lock:

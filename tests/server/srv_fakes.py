@@ -33,6 +33,22 @@ class Sleep:
         return (value,)
 
 
+@node("Spin", category="test")
+class Spin:
+    """Burns CPU in pure Python (holding the GIL) for `seconds`: the worst case for the event loop."""
+    inputs = (Input("value", INT), Input("seconds", FLOAT, default=0.0, min=0.0, max=120.0))
+    outputs = (Output(INT),)
+
+    def run(self, value, seconds, ctx):
+        end, step = time.perf_counter() + seconds, 0
+        while time.perf_counter() < end:
+            sum(range(2000))
+            step += 1
+            if step % 200 == 0:
+                ctx.progress(min(step, 10**6), 10**6)
+        return (value,)
+
+
 @node("Show", category="test", output_node=True)
 class Show:
     inputs = (Input("value", INT),)
@@ -84,7 +100,7 @@ class Previewer:
 
 
 PREVIEW_BYTES = b"\xff\xd8\xff\xe0fake-jpeg"
-NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Show, Fail, Record, Secret, Previewer)}
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Spin, Show, Fail, Record, Secret, Previewer)}
 
 
 def make_registry() -> NodeRegistry:

@@ -102,8 +102,8 @@ def test_reroutes_are_followed_and_dropped(info):
 
 def test_object_links_of_schema_1_and_widgets_by_name(info):
     wf = chain()
-    wf["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3], "target_slot": l[4],
-                    "type": l[5]} for l in wf["links"]]
+    wf["links"] = [{"id": k[0], "origin_id": k[1], "origin_slot": k[2], "target_id": k[3], "target_slot": k[4],
+                    "type": k[5]} for k in wf["links"]]
     wf["nodes"][0]["widgets_values"] = {"width": 64, "height": 32, "batch_size": 2}
     got = convert_workflow(wf, info).prompt
     assert got["2"]["inputs"]["samples"] == ["1", 0]

@@ -161,7 +161,7 @@ def test_kill_9_mid_run_then_restart_runs_every_prompt_exactly_once(tmp_path):
         proc.wait(10)
         proc = start(base, port, log)
         for pid in ids:
-            wait_for(lambda: http(f"{url}/history/{pid}"))
+            wait_for(lambda pid=pid: http(f"{url}/history/{pid}"))
         history = http(url + "/history")
         assert list(history) == [quick, *ids]  # whole, and finished in queue order
         assert all(h["status"]["status_str"] == "success" for h in history.values())

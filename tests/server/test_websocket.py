@@ -24,7 +24,7 @@ async def drain(ws, quiet: float = 0.15) -> list[dict]:
     while True:
         try:
             frames.append(await ws.receive_json(timeout=quiet))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return frames
 
 
