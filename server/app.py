@@ -20,6 +20,7 @@ from engine.plugins import LoadReport, load_builtin, load_packs
 
 from . import routes_files as files
 from . import routes_info as info
+from . import routes_packs as packs_routes
 from . import routes_queue as queue
 from .config import ServerConfig
 from .hub import Hub
@@ -68,6 +69,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/embeddings", info.get_embeddings, "Embedding names"),
     Route("GET", "/extensions", info.get_extensions, "Web extension scripts of node packs"),
     Route("GET", "/features", info.get_features, "Server feature flags"),
+    Route("GET", "/custom_nodes", packs_routes.get_custom_nodes,
+          "Node packs found at start-up (loaded/failed/disabled) and whether a restart is needed", tag="packs"),
     Route("POST", "/workflow/convert", info.post_workflow_convert, "UI-format workflow -> API-format prompt",
           body="a UI workflow, or {workflow}"),
     Route("GET", "/openapi.json", info.get_openapi, "This document"),
