@@ -11,6 +11,7 @@ import uuid
 
 from aiohttp import WSMsgType, web
 
+from .hub import Client
 from .routes_info import server_features
 from .state import HUB, WORKER, queue_status
 
@@ -42,15 +43,15 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def _client_message(request: web.Request, client: object, text: str) -> None:
+def _client_message(request: web.Request, client: Client, text: str) -> None:
     try:
         message = json.loads(text)
     except ValueError:
         return
     if isinstance(message, dict) and message.get("type") == "feature_flags":
         flags = message.get("data")
-        client.features = dict(flags) if isinstance(flags, dict) else {}  # type: ignore[attr-defined]
+        client.features = dict(flags) if isinstance(flags, dict) else {}
         features = server_features(request.app)
         request.app[HUB].send("feature_flags", {"supports_preview_metadata": features["supports_preview_metadata"],
                                                 "max_upload_size": features["max_upload_size"]},
-                              client.sid)  # type: ignore[attr-defined]
+                              client.sid)

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import srv_fakes  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 
+from engine import activate_paths, active_paths  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.config import ServerConfig  # noqa: E402
 
@@ -23,6 +24,14 @@ from server.config import ServerConfig  # noqa: E402
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def restore_active_paths():
+    """create_app() activates its folders for the process; give the next test what it had."""
+    previous = active_paths()
+    yield
+    activate_paths(previous)
 
 
 @pytest.fixture
