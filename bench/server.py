@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -127,6 +128,19 @@ def engine_latency(runs: int) -> list[float]:
     return times
 
 
+def fsync_ms(folder: Path, count: int = 30) -> float:
+    """Median fsync of a small write on this disk: an accepted prompt pays one, a finished one another."""
+    path, times = folder / "fsync.probe", []
+    with open(path, "wb") as fh:
+        for _ in range(count):
+            fh.write(b"x" * 4096)
+            fh.flush()
+            started = time.perf_counter()
+            os.fsync(fh.fileno())
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def ms(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) > 2 else values[0] * 1000
 
@@ -141,12 +155,14 @@ async def main(args: argparse.Namespace) -> None:
                                      lambda i: {"prompt": prompt(1000 + i)})
         finally:
             await runner.cleanup()
+        fsync = fsync_ms(Path(tmp))
     bare = await bare_aiohttp_rate(args.accept, args.concurrency)
     engine = await asyncio.to_thread(engine_latency, args.latency)  # Executor.run has its own loop
     print(f"accepted prompts/s      {rate:8.0f}   (bare aiohttp JSON handler {bare:.0f}/s; ratio {rate / bare:.2f})")
     print(f"POST->done, cached      median {statistics.median(latency) * 1000:.2f} ms, p95 {ms(latency, 95):.2f} ms"
           f"   (Executor.run in-process median {statistics.median(engine) * 1000:.3f} ms; "
           f"ratio {statistics.median(latency) / statistics.median(engine):.0f}x)")
+    print(f"fsync on this disk      median {fsync:.2f} ms (two per prompt: accepted, finished)")
 
 
 if __name__ == "__main__":
