@@ -81,12 +81,16 @@ class ServerConfig:
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace, argv: list[str] | None = None) -> ServerConfig:
-        base = ns.base_directory or Path(__file__).resolve().parents[1]
+        repo = Path(__file__).resolve().parents[1]
+        base = ns.base_directory or repo
+        extra = list(ns.extra_model_paths_config)
+        if (repo / "extra_model_paths.yaml").is_file():  # read automatically, as ComfyUI does
+            extra.insert(0, repo / "extra_model_paths.yaml")
         return cls(
             listen=ns.listen, port=ns.port, cpu=ns.cpu, base_directory=Path(base),
             output_directory=ns.output_directory, input_directory=ns.input_directory,
             temp_directory=ns.temp_directory, user_directory=ns.user_directory,
-            extra_model_paths_config=list(ns.extra_model_paths_config),
+            extra_model_paths_config=extra,
             disable_all_custom_nodes=ns.disable_all_custom_nodes,
             whitelist_custom_nodes=list(ns.whitelist_custom_nodes), preview_method=ns.preview_method,
             max_upload_mb=ns.max_upload_size, cors_origin=ns.enable_cors_header, auth_token=ns.auth_token,
@@ -160,7 +164,10 @@ def apply_extra_model_paths(paths: FolderPaths, config_file: Path) -> None:
     import yaml  # a dependency of the server only; the engine stays standard-library
 
     config_file = Path(config_file)
-    data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{config_file}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{config_file}: expected a mapping of sections, got {type(data).__name__}")
     for section in data.values():
