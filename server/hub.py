@@ -52,8 +52,8 @@ class Hub:
     async def connect(self, sid: str, ws: web.WebSocketResponse) -> Client:
         """Register a socket; an older socket with the same sid is closed and replaced."""
         old = self.clients.pop(sid, None)
-        if old is not None:
-            await self._close(old, REPLACED_CODE, b"replaced by a newer connection")
+        if old is not None:  # closed in the background: a hung old socket must not delay the new one
+            asyncio.ensure_future(self._close(old, REPLACED_CODE, b"replaced by a newer connection"))
         client = Client(sid, ws, asyncio.Queue(self.queue_size))
         client.task = asyncio.ensure_future(self._sender(client))
         self.clients[sid] = client

@@ -80,9 +80,9 @@ def presented_token(request: web.Request) -> tuple[str | None, str | None]:
 
 def host_problem(request: web.Request, cfg: ServerConfig) -> str | None:
     """Without a token the only protection of a loopback server is that only local names reach it."""
-    if cfg.auth_required:
-        return None
-    host = urlsplit(f"//{request.host}").hostname or ""
+    if cfg.auth_required or not request.headers.get("Host"):
+        return None  # browsers always send Host; only they can be rebound
+    host = urlsplit(f"//{request.headers['Host']}").hostname or ""
     if not is_loopback(host):
         return f"Host {host[:80]!r} is not a loopback name; use --listen and a token for remote access"
     return None
