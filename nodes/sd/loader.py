@@ -109,9 +109,11 @@ def read_original(path: str | os.PathLike, device: torch.device | str | None = N
     try:
         with StateDictSource(path) as src:
             arch = infer_architecture(src.shapes())
-            wanted = [k for k in src.keys() if k.startswith((UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX))
-                      and not k.endswith("embeddings.position_ids")]
-            return {k: src.tensor(k, device) for k in wanted}, arch
+            ckpt: dict[str, torch.Tensor] = {}
+            for prefix in (UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX):
+                keys = [k for k in src.keys() if k.startswith(prefix) and not k.endswith("embeddings.position_ids")]
+                ckpt.update(src.load(keys, device))
+            return ckpt, arch
     except CheckpointError as exc:
         raise CheckpointError(str(exc) if path.name in str(exc) else f"{path.name}: {exc}") from None
 

@@ -88,19 +88,23 @@ class SafetensorsFile:
     def tensor(self, key: str, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> torch.Tensor:
         """A new tensor (never a view of the mapping) on `device`; dtype defaults to `target_dtype`."""
         device = torch.device(device)
+        dtype = dtype or target_dtype(self.dtype(key), device)
+        out = torch.empty(self.shape(key), dtype=dtype, device=device)
+        return self.read_into(key, out)
+
+    def read_into(self, key: str, out: torch.Tensor) -> torch.Tensor:
+        """Copy (and convert) one stored tensor into `out`, then release the pages it was read from."""
         entry, stored = self.entries[key], self.dtype(key)
-        dtype = dtype or target_dtype(stored, device)
-        shape = tuple(entry["shape"])
         start, end = (self._base + o for o in entry["data_offsets"])
         if end == start:
-            return torch.empty(shape, dtype=dtype, device=device)
+            return out
         assert self._map is not None
         view = memoryview(self._map)[start:end]
         try:
-            with warnings.catch_warnings():  # the mapping is read-only; we copy before anyone writes
+            with warnings.catch_warnings():  # the mapping is read-only; it is only ever copied from
                 warnings.simplefilter("ignore", UserWarning)
-                raw = torch.frombuffer(view, dtype=stored).reshape(shape)
-            out = raw.to(device=device, dtype=dtype, copy=True)
+                raw = torch.frombuffer(view, dtype=stored).reshape(entry["shape"])
+            out.copy_(raw)
             del raw
         finally:
             view.release()
@@ -239,3 +243,7 @@ class StateDictSource:
             return self._st.tensor(key, device)
         t = (self._sd or {})[key]
         return t.to(device=device, dtype=target_dtype(t.dtype, torch.device(device)), copy=True)
+
+    def load(self, keys: list[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Several tensors, read one after another (each mapped page is released once copied)."""
+        return {k: self.tensor(k, device) for k in keys}
