@@ -22,6 +22,7 @@ from . import routes_files as files
 from . import routes_info as info
 from . import routes_packs as packs_routes
 from . import routes_queue as queue
+from . import routes_workflows as workflows
 from .config import ServerConfig
 from .hub import Hub
 from .openapi import Route
@@ -71,6 +72,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/features", info.get_features, "Server feature flags"),
     Route("GET", "/custom_nodes", packs_routes.get_custom_nodes,
           "Node packs found at start-up (loaded/failed/disabled) and whether a restart is needed", tag="packs"),
+    Route("GET", "/workflows", workflows.get_workflows, "Example workflow file names (workflows/)"),
+    Route("GET", "/workflows/{name}", workflows.get_workflow, "One example workflow (JSON)"),
     Route("POST", "/workflow/convert", info.post_workflow_convert, "UI-format workflow -> API-format prompt",
           body="a UI workflow, or {workflow}"),
     Route("GET", "/openapi.json", info.get_openapi, "This document"),
@@ -120,6 +123,8 @@ def create_app(config: ServerConfig, registry: NodeRegistry | None = None, *, pa
         registry, packs = load_nodes(config, paths.custom_nodes)
     if config.web_root is None:
         config = replace(config, web_root=info.web_root_default())
+    if config.workflows_dir is None:
+        config = replace(config, workflows_dir=info.web_root_default().parent / "workflows")
     app = web.Application(client_max_size=config.max_upload_bytes,
                           middlewares=[error_middleware, guard_middleware(config)])
     store = JobStore(paths.user / "queue.sqlite3", config.history_size)

@@ -77,6 +77,7 @@ class ServerConfig:
     allow_pickle: bool = False
     load_builtin_nodes: bool = True
     web_root: Path | None = None
+    workflows_dir: Path | None = None
     argv: list[str] = field(default_factory=list)
 
     @classmethod

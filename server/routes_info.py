@@ -116,6 +116,7 @@ def server_features(app: web.Application) -> dict[str, Any]:
     cfg = app[CONFIG]
     return {**SERVER_FEATURES, "max_upload_size": cfg.max_upload_bytes, "previews": cfg.previews_enabled,
             "persistent_queue": True, "jobs_api": True, "workflow_convert": True,
+            "example_workflows": bool(cfg.workflows_dir and cfg.workflows_dir.is_dir()),
             "websocket_clients": len(app[HUB].clients)}
 
 
