@@ -9,8 +9,9 @@ builders slot in beside `sd1_configs` later.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .convert import CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
 from .safetensors_io import CheckpointError

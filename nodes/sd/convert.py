@@ -8,7 +8,8 @@ the `*_from_original` functions accept a whole checkpoint and pick their compone
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."

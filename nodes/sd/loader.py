@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
 from ..model_types import ClipModel, DiffusionModel, VaeModel
 from .arch import infer_architecture, standalone_vae_layout, vae_config
-from .convert import (CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX, KeyMappingError, checkpoint_from_original,
-                      clip_to_original, unet_to_original, vae_from_original, vae_to_original)
+from .convert import (
+    CLIP_PREFIX,
+    UNET_PREFIX,
+    VAE_PREFIX,
+    KeyMappingError,
+    checkpoint_from_original,
+    clip_to_original,
+    unet_to_original,
+    vae_from_original,
+    vae_to_original,
+)
 from .safetensors_io import CheckpointError, StateDictSource
 
 DEVICE_ENV = "DIFFGRAPH_DEVICE"

@@ -8,7 +8,8 @@ more tokens may be split across windows, a shorter one moves whole to the next w
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

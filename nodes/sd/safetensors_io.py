@@ -13,8 +13,9 @@ import mmap
 import os
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -64,7 +65,7 @@ class SafetensorsFile:
             self._file.close()
             raise
 
-    def __enter__(self) -> "SafetensorsFile":
+    def __enter__(self) -> SafetensorsFile:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -219,7 +220,7 @@ class StateDictSource:
         self._st = SafetensorsFile(self.path) if kind != "pickle" else None
         self.metadata = self._st.metadata if self._st else {}
 
-    def __enter__(self) -> "StateDictSource":
+    def __enter__(self) -> StateDictSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:

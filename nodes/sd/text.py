@@ -11,8 +11,9 @@ import functools
 import gzip
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -46,7 +47,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             chars.append(256 + extra)
             extra += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=True))
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,11 +63,28 @@ def clip_tokenizer() -> Any:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
 
+@functools.lru_cache(maxsize=1)
+def _word_tokenizer() -> Any:
+    """A private copy of the Rust tokenizer behind `clip_tokenizer()`, never padded or truncated."""
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(clip_tokenizer().backend_tokenizer.to_str())
+    backend.no_padding()
+    backend.no_truncation()
+    return backend
+
+
 def word_ids(tokenizer: Any) -> Callable[[str], list[int]]:
-    """A function giving one word's token ids without BOS/EOS (ComfyUI tokenizes word by word)."""
-    def encode(word: str) -> list[int]:
-        return list(tokenizer(word)["input_ids"][1:-1])
-    return encode
+    """A function giving one word's token ids without BOS/EOS (ComfyUI tokenizes word by word).
+
+    For our CLIP tokenizer it calls a private Rust tokenizer: the same ids as
+    `tokenizer(word).input_ids[1:-1]`, without the wrapper's per-call padding/truncation state,
+    which other callers can leave behind and which is not safe across threads.
+    """
+    if tokenizer is clip_tokenizer():
+        backend = _word_tokenizer()
+        return lambda word: list(backend.encode(word, add_special_tokens=False).ids)
+    return lambda word: list(tokenizer(word)["input_ids"][1:-1])
 
 
 def tokenize(clip: Any, text: str, embedding: Callable[[str], Any] | None = None) -> list[list[tuple[Any, float]]]:

@@ -8,7 +8,7 @@ tall) so that seams do not line up.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import pytest
 import torch
 
 from nodes.sd.tiny import tiny_modules, write_tiny_checkpoint
@@ -20,26 +19,26 @@ from nodes.sd.tiny import tiny_modules, write_tiny_checkpoint
 TINY_NAME = "tiny.safetensors"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def work_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="diffgraph-sd-tests-"))
     atexit.register(shutil.rmtree, path, True)
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_checkpoint(seed: int = 0, dtype: torch.dtype = torch.float16) -> Path:
     """A tiny checkpoint file (cached per seed/dtype) outside any model folder."""
     return write_tiny_checkpoint(work_dir() / "files" / f"tiny-{seed}-{str(dtype)[6:]}.safetensors", seed, dtype=dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(seed: int = 0, dtype: torch.dtype = torch.float16) -> tuple:
     """The diffusers/transformers modules holding exactly the weights of `tiny_checkpoint(seed, dtype)`."""
     return tiny_modules(seed, dtype)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def loaded(seed: int = 0, dtype: torch.dtype = torch.float16) -> tuple:
     """(MODEL, CLIP, VAE) as our loader returns them, on the CPU; shared, so tests must not mutate."""
     from nodes.sd.loader import load_checkpoint
@@ -47,10 +46,9 @@ def loaded(seed: int = 0, dtype: torch.dtype = torch.float16) -> tuple:
     return load_checkpoint(tiny_checkpoint(seed, dtype), "cpu")
 
 
-@pytest.fixture
-def sd_paths(tmp_path: Path):
-    """A FolderPaths rooted at tmp_path with the tiny checkpoint in models/checkpoints, active during
-    the test (the previous one is restored)."""
+def sandbox_paths(tmp_path: Path):
+    """Generator for a per-test fixture: a FolderPaths rooted at tmp_path with the tiny checkpoint in
+    models/checkpoints, active during the test (the previous one is restored afterwards)."""
     from engine import FolderPaths, activate_paths, active_paths
 
     previous = active_paths()

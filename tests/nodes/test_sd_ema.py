@@ -7,13 +7,18 @@ import shutil
 import pytest
 import torch
 from diffusers.training_utils import EMAModel
-from sd_helpers import loaded, same_state, sd_paths, state_fingerprint, tiny_checkpoint  # noqa: F401
+from sd_helpers import loaded, same_state, sandbox_paths, state_fingerprint, tiny_checkpoint
 
 from nodes.conditioning_nodes import CLIPTextEncode
 from nodes.ema_nodes import CheckpointListEMA, CheckpointMergeEMA, CLIPMergeEMA, ModelMergeEMA, VAEMergeEMA
 from nodes.latent_nodes import VAEDecode
 from nodes.sd.ema import ema_decay
 from nodes.sd.loader import checkpoint_state_dict
+
+
+@pytest.fixture
+def sd_paths(tmp_path):
+    yield from sandbox_paths(tmp_path)
 
 
 def _check_formula(result, ema, other, decay):
@@ -49,7 +54,7 @@ def test_clip_vae_and_checkpoint_merges_produce_working_objects():
     model, clip2, vae2 = CheckpointMergeEMA().run(m0, c0, v0, m1, c1, v1, 0.5)
     _check_formula(model.unet, m0.unet, m1.unet, 0.5)
     _check_formula(clip2.text_encoder, c0.text_encoder, c1.text_encoder, 0.5)
-    assert all(same_state(x, b) for x, b in zip((c0.text_encoder, c1.text_encoder, v0.vae, v1.vae), before))
+    assert all(same_state(x, b) for x, b in zip((c0.text_encoder, c1.text_encoder, v0.vae, v1.vae), before, strict=True))
 
 
 def test_merging_different_architectures_fails_clearly():
@@ -77,7 +82,7 @@ def _ema_model_fold(snapshots, decay, mode, power=2 / 3):
                    use_ema_warmup=mode == "diffusers_power", power=power, inv_gamma=1.0)
     for snap in snapshots[1:]:
         ema.step([torch.nn.Parameter(snap[k]) for k in keys])  # requires_grad: the averaging branch
-    return {**snapshots[0], **dict(zip(keys, ema.shadow_params))}
+    return {**snapshots[0], **dict(zip(keys, ema.shadow_params, strict=True))}
 
 
 @pytest.mark.parametrize("mode", ["diffusers_default", "diffusers_power", "none"])

@@ -9,10 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from sd_helpers import sd_paths  # noqa: F401
+from sd_helpers import sandbox_paths
 
 from engine import UnsafePathError
 from nodes.image_nodes import ImagePadForOutpaint, ImageScale, ImageScaleBy, LoadImage, PreviewImage, SaveImage
+
+
+@pytest.fixture
+def sd_paths(tmp_path):
+    yield from sandbox_paths(tmp_path)
 
 
 def _images(b=2, h=8, w=12, seed=0):

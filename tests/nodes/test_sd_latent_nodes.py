@@ -9,8 +9,17 @@ import torch
 import torch.nn.functional as F
 from sd_helpers import loaded, reference
 
-from nodes.latent_nodes import (EmptyLatentImage, LatentComposite, LatentUpscale, LatentUpscaleBy, VAEDecode,
-                                VAEDecodeTiled, VAEEncode, VAEEncodeForInpaint, VAEEncodeTiled)
+from nodes.latent_nodes import (
+    EmptyLatentImage,
+    LatentComposite,
+    LatentUpscale,
+    LatentUpscaleBy,
+    VAEDecode,
+    VAEDecodeTiled,
+    VAEEncode,
+    VAEEncodeForInpaint,
+    VAEEncodeTiled,
+)
 from nodes.sd.resize import bislerp
 from nodes.sd.vae import tiled_apply
 

@@ -9,7 +9,7 @@ import pickle
 import pytest
 import torch
 from safetensors.torch import load_file, safe_open, save_file
-from sd_helpers import TINY_NAME, loaded, reference, sd_paths, tiny_checkpoint  # noqa: F401
+from sd_helpers import TINY_NAME, loaded, reference, sandbox_paths, tiny_checkpoint
 
 from nodes.loader_nodes import CheckpointLoaderSimple, CheckpointSave, CLIPSetLastLayer, LoadCheckpoint, VAELoader
 from nodes.sd import convert
@@ -19,6 +19,11 @@ from nodes.sd.safetensors_io import PICKLE_ENV, CheckpointError, allow_pickle
 from nodes.sd.tiny import write_tiny_checkpoint
 
 TOL = 1e-5
+
+
+@pytest.fixture
+def sd_paths(tmp_path):
+    yield from sandbox_paths(tmp_path)
 
 
 def test_tiny_checkpoint_is_small_deterministic_and_in_the_original_layout(tmp_path):
@@ -56,8 +61,11 @@ def test_loaded_unet_vae_and_text_encoder_match_the_reference_modules():
 
 
 def test_key_mapping_agrees_with_diffusers_converters():
-    from diffusers.loaders.single_file_utils import (convert_ldm_clip_checkpoint, convert_ldm_unet_checkpoint,
-                                                     convert_ldm_vae_checkpoint)
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
 
     ckpt = load_file(tiny_checkpoint())
     unet, vae, clip = convert.checkpoint_from_original(ckpt)
@@ -153,6 +161,7 @@ def test_vae_loader_reads_original_and_diffusers_layout_files(sd_paths):
         VAELoader().run("missing.safetensors")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_checkpoints_are_refused_unless_opted_in(tmp_path, monkeypatch):
     monkeypatch.delenv(PICKLE_ENV, raising=False)
     path = tmp_path / "model.ckpt"

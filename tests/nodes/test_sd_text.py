@@ -9,16 +9,21 @@ import sys
 import pytest
 import torch
 from safetensors.torch import save_file
-from sd_helpers import loaded, reference, sd_paths  # noqa: F401
+from sd_helpers import loaded, reference, sandbox_paths
 
 from nodes.conditioning_nodes import CLIPTextEncode, ConditioningCombine, ConditioningSetArea, ConditioningZeroOut
 from nodes.loader_nodes import CLIPSetLastLayer
 from nodes.sd.prompt import prompt_weights
-from nodes.sd.text import clip_tokenizer, tokenize
+from nodes.sd.text import clip_tokenizer, tokenize, word_ids
 
 BOS, EOS = 49406, 49407
 CAT = [49406, 320, 1125, 539, 320, 2368, 49407]
 LONG_WORD = "supercalifragilisticexpialidocious"  # 9 tokens: long enough to be split across windows
+
+
+@pytest.fixture
+def sd_paths(tmp_path):
+    yield from sandbox_paths(tmp_path)
 
 
 def test_tokenizer_is_built_offline_without_importing_the_clip_package():
@@ -27,6 +32,8 @@ def test_tokenizer_is_built_offline_without_importing_the_clip_package():
     padded = tok("a photo of a cat", padding="max_length", max_length=77).input_ids
     assert len(padded) == 77 and padded[7:] == [EOS] * 70
     assert len(tok) == 49408
+    for word in ("CAT,", LONG_WORD, "日本語", "😀", "&amp;", "Ｆｕｌｌ", "don't", "(x)", "l" * 200):
+        assert word_ids(tok)(word) == tok(word).input_ids[1:-1]
     assert "clip" not in sys.modules and "torchvision" not in sys.modules
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sd_helpers import TINY_NAME, sd_paths  # noqa: F401
+from sd_helpers import TINY_NAME, sandbox_paths
 
 from engine import ANY, Input, NodeRegistry, NodeSchema, node
 from engine.events import ListSink
@@ -17,6 +17,11 @@ from nodes import conditioning_nodes, ema_nodes, image_nodes, latent_nodes, load
 SD_MODULES = (loader_nodes, conditioning_nodes, latent_nodes, image_nodes, ema_nodes)
 WORKFLOWS = Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
 SEEN: list[str] = []
+
+
+@pytest.fixture
+def sd_paths(tmp_path):
+    yield from sandbox_paths(tmp_path)
 
 
 @node("TestShowShape", category="test", output_node=True)
