@@ -16,6 +16,16 @@ from .sd.files import save_counter_path
 from .sd.loader import checkpoint_state_dict, load_checkpoint, load_vae, save_file_atomic
 
 
+def file_fingerprint(folder: str, name: str) -> Any:
+    """IS_CHANGED for model files: size and mtime, so a file rewritten under the same name
+    (a training run's latest snapshot) is reloaded rather than served from the cache."""
+    path = active_paths().get_full_path(folder, name)
+    if path is None:
+        return float("nan")  # missing: always re-run, so the node reports the error
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
 def model_path(folder: str, name: str) -> Any:
     """The full path of a listed model file, or a FileNotFoundError naming the folder."""
     path = active_paths().get_full_path(folder, name)
@@ -38,6 +48,10 @@ class CheckpointLoaderSimple:
     def run(self, ckpt_name: str) -> tuple[DiffusionModel, ClipModel, VaeModel]:
         return load_checkpoint(model_path("checkpoints", ckpt_name))
 
+    @classmethod
+    def IS_CHANGED(cls, ckpt_name: str) -> Any:  # noqa: N802 - ComfyUI's protocol name
+        return file_fingerprint("checkpoints", ckpt_name)
+
 
 @node("LoadCheckpoint", category="loaders", display_name="Load Checkpoint (alias)")
 class LoadCheckpoint(CheckpointLoaderSimple):
@@ -53,6 +67,10 @@ class VAELoader:
 
     def run(self, vae_name: str) -> tuple[VaeModel]:
         return (load_vae(model_path("vae", vae_name)),)
+
+    @classmethod
+    def IS_CHANGED(cls, vae_name: str) -> Any:  # noqa: N802
+        return file_fingerprint("vae", vae_name)
 
 
 @node("CheckpointSave", category="advanced/model_merging", display_name="Save Checkpoint", output_node=True,

@@ -15,7 +15,7 @@ from nodes.loader_nodes import CheckpointLoaderSimple, CheckpointSave, CLIPSetLa
 from nodes.sd import convert
 from nodes.sd.arch import infer_architecture
 from nodes.sd.loader import checkpoint_state_dict, load_checkpoint, load_vae
-from nodes.sd.safetensors_io import PICKLE_ENV, CheckpointError, allow_pickle
+from nodes.sd.safetensors_io import PICKLE_ENV, CheckpointError, allow_pickle, target_dtype
 from nodes.sd.tiny import write_tiny_checkpoint
 
 TOL = 1e-5
@@ -130,6 +130,14 @@ def test_checkpoint_save_then_load_is_bit_exact(sd_paths):
     assert all(torch.equal(file[k], before[k]) for k in before)
 
 
+def test_half_precision_policy():
+    assert target_dtype(torch.float16, torch.device("cpu")) == torch.float32
+    assert target_dtype(torch.bfloat16, torch.device("cpu")) == torch.float32
+    assert target_dtype(torch.float16, torch.device("cuda")) == torch.float16  # stays half on a GPU
+    assert target_dtype(torch.float32, torch.device("cuda")) == torch.float32
+    assert target_dtype(torch.int64, torch.device("cpu")) == torch.int64
+
+
 def test_half_precision_files_become_fp32_on_cpu():
     path = tiny_checkpoint(0, torch.bfloat16)
     model, clip, vae = load_checkpoint(path, "cpu")
@@ -225,5 +233,9 @@ def test_other_families_are_named_in_the_error(tmp_path):
 def test_checkpoint_combo_lists_the_folder_and_missing_names_fail_clearly(sd_paths):
     choices = CheckpointLoaderSimple.INPUT_TYPES()["required"]["ckpt_name"][0]
     assert choices == [TINY_NAME]
+    first = CheckpointLoaderSimple.IS_CHANGED(TINY_NAME)
+    path = sd_paths.base / "models" / "checkpoints" / TINY_NAME
+    write_tiny_checkpoint(path, seed=1)  # rewritten under the same name: the loader must re-run
+    assert CheckpointLoaderSimple.IS_CHANGED(TINY_NAME) != first
     with pytest.raises(FileNotFoundError, match="not found"):
         CheckpointLoaderSimple().run("nope.safetensors")
