@@ -61,7 +61,7 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected component of a boolean mask (flood fill; images are small)."""
     labels = np.zeros(mask.shape, dtype=np.int32)
     best, best_size, current = 0, 0, 0
-    for y, x in zip(*np.nonzero(mask)):
+    for y, x in zip(*np.nonzero(mask), strict=True):
         if labels[y, x]:
             continue
         current += 1

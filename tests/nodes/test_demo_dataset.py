@@ -58,7 +58,7 @@ def test_checker_reads_the_dataset_itself(resolution):
     scenes = [dataset.random_scene(rng, held_out=i % 2 == 0) for i in range(150)]
     readings = [checker.read_image(dataset.render(s, resolution)) for s in scenes]
     for attr, key in (("background", "background"), ("colour", "colour"), ("kind", "kind")):
-        agree = np.mean([getattr(r, key) == getattr(s, attr) for r, s in zip(readings, scenes)])
+        agree = np.mean([getattr(r, key) == getattr(s, attr) for r, s in zip(readings, scenes, strict=True)])
         assert agree >= 0.99, f"{attr}: {agree:.3f}"
 
 
