@@ -132,3 +132,18 @@ def node_menu(page, node_id: int, entry: str) -> None:
       return [n.pos[0] + n.size[0] / 2, n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT / 2]; }""", node_id)
     page.mouse.click(*to_screen(page, pos), button="right")
     page.locator(".litecontextmenu .litemenu-entry", has_text=entry).first.click()
+
+
+def open_workflow_file(page, path, node_count: int) -> None:
+    """Open a workflow file through the Workflow menu's file input; wait until its nodes are on the canvas."""
+    page.evaluate("app.graph.clear()")
+    page.set_input_files("#file-input", str(path))
+    page.wait_for_function(f"app.graph._nodes.length === {node_count}")
+
+
+def post_json(url: str, body) -> dict:
+    import json
+    import urllib.request
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.loads(res.read())

@@ -6,12 +6,14 @@
 import {api} from "./api.js";
 import {graphToApi, serializeGraph} from "./convert.js";
 import {ExecutionState} from "./execution.js";
+import {drawWithMode, installModes} from "./modes.js";
 import {registerNodeDefs} from "./nodedefs.js";
 import {ErrorPanel, Gallery, QueuePanel, toast} from "./ui/panels.js";
 import {LibraryPanel, SearchBox} from "./ui/library.js";
 import {installToolbar} from "./ui/toolbar.js";
 import {installTooltips} from "./ui/tooltips.js";
 import {applyControls} from "./widgets.js";
+import {afterGraphConfigured, registerVirtualNodes} from "./virtual_nodes.js";
 import {buildDefaultGraph, classify, loadInto, readWorkflowFile, startAutosave, storedWorkflow} from "./workflow.js";
 
 class App {
@@ -21,6 +23,7 @@ class App {
     this.graph = null;
     this.canvas = null;
     this.ready = false;
+    this.configuringGraph = false;  // true while a file is loaded: virtual nodes wait for the whole graph
   }
 
   registerExtension(ext) {
@@ -68,7 +71,7 @@ class App {
     this.execution = new ExecutionState(this);
     const drawNode = this.canvas.drawNode.bind(this.canvas);
     this.canvas.drawNode = (node, ctx) => {
-      drawNode(node, ctx);
+      drawWithMode(this.canvas, node, () => drawNode(node, ctx));
       this.execution.decorate(node, ctx);
     };
     this.wrapFrameForDomWidgets();
@@ -118,6 +121,8 @@ class App {
 
   /** The graph as ComfyUI's frontend sends it: {output: API prompt, workflow: UI json}. */
   graphToPrompt() {
+    // Primitive nodes write their values into the widgets they drive first, as ComfyUI's do.
+    for (const node of this.graph._nodes) if (node.applyToGraph) node.applyToGraph();
     return {output: graphToApi(this.graph), workflow: serializeGraph(this.graph)};
   }
 
@@ -151,7 +156,14 @@ class App {
 
   /** Load a UI-format workflow (or an API prompt when `kind` is "api"). */
   loadGraphData(data, kind = "ui") {
-    const missing = loadInto(this.graph, kind, data);
+    this.configuringGraph = true;
+    let missing;
+    try {
+      missing = loadInto(this.graph, kind, data);
+    } finally {
+      this.configuringGraph = false;
+    }
+    afterGraphConfigured(this.graph);
     this.clearRunState();
     if (kind === "api") this.fitView();
     else if (data.extra && data.extra.ds && data.extra.ds.offset) {
@@ -239,6 +251,7 @@ class App {
     this.nodeDefs = await api.getNodeDefs();
     await this.invokeExtensions("addCustomNodeDefs", this.nodeDefs, this);
     await registerNodeDefs(this.nodeDefs, this);
+    registerVirtualNodes(this, this.nodeDefs);
     this.library.render();
     const stored = storedWorkflow();
     if (stored) this.loadGraphData(stored);
@@ -246,6 +259,7 @@ class App {
     startAutosave(this.graph);
     this.execution.listen();
     installToolbar(this);
+    installModes(this);
     installTooltips(this);
     this.installDrop();
     api.connect();

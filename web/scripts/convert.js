@@ -1,6 +1,7 @@
 // Workflow conversions done in the browser, as ComfyUI's frontend does: the canvas graph to an
-// API-format prompt (widgets by name, links as [id, slot], muted nodes dropped, bypassed nodes
-// rewired), a tidy UI-format 0.4 serialisation, and an API-format prompt laid out as a new graph.
+// API-format prompt (widgets by name, links as [id, slot], muted nodes and notes dropped, bypassed
+// nodes and reroutes passed through, primitive values inlined), a tidy UI-format 0.4 serialisation,
+// and an API-format prompt laid out as a new graph.
 
 /* global LiteGraph */
 import {convertWidgetToInput} from "./nodedefs.js";
@@ -26,22 +27,46 @@ function widgetValue(w) {
   return Array.isArray(v) ? {__value__: v} : v;
 }
 
-/** Follow a link back through bypassed and frontend-only pass-through nodes to a real output. */
-function resolveOrigin(graph, linkId) {
+/**
+ * The link a bypassed node passes through for output `slot` (the server's rule): the input at the
+ * same index if it has the output's type, else the first input of that type; the first with a link.
+ */
+function bypassInput(node, slot) {
+  const inputs = node.inputs || [];
+  const outType = node.outputs && node.outputs[slot] && node.outputs[slot].type;
+  const candidates = [];
+  if (slot < inputs.length && inputs[slot].type === outType) candidates.push(inputs[slot]);
+  candidates.push(...inputs.filter((i) => i.type === outType));
+  const hit = candidates.find((i) => i.link != null);
+  return hit ? hit.link : null;
+}
+
+/**
+ * Follow a link back to what feeds it, as engine/convert.py does: {node, slot} for a real output,
+ * {value} for a PrimitiveNode, null when it is dropped (muted or missing origin, a note, a loop).
+ * Bypassed nodes and Reroutes are passed through.
+ */
+export function resolveLink(graph, linkId) {
   const seen = new Set();
   let link = graph.links[linkId];
-  while (link) {
+  while (link && !seen.has(link.id)) {
+    seen.add(link.id);
     const origin = graph.getNodeById(link.origin_id);
-    if (!origin || seen.has(origin.id)) return null;
-    seen.add(origin.id);
-    if (origin.mode === MODE_NEVER) return null;
-    const passThrough = origin.mode === MODE_BYPASS || origin.isVirtualNode;
-    if (!passThrough) return {node: origin, slot: link.origin_slot};
-    const outType = origin.outputs && origin.outputs[link.origin_slot] && origin.outputs[link.origin_slot].type;
-    const input = (origin.inputs || []).find((i) => i.link != null &&
-      (origin.isVirtualNode || i.type === outType || i.type === "*" || outType === "*"));
-    if (!input) return null;
-    link = graph.links[input.link];
+    if (!origin || origin.mode === MODE_NEVER) return null;
+    let upstream;
+    if (origin.mode === MODE_BYPASS) {
+      upstream = bypassInput(origin, link.origin_slot);
+    } else if (origin.type === "Reroute") {
+      upstream = origin.inputs && origin.inputs[0] ? origin.inputs[0].link : null;
+    } else if (origin.type === "PrimitiveNode") {
+      return origin.widgets && origin.widgets.length ? {value: origin.widgets[0].value} : null;
+    } else if (origin.isVirtualNode) {
+      return null;
+    } else {
+      return {node: origin, slot: link.origin_slot};
+    }
+    if (upstream == null) return null;
+    link = graph.links[upstream];
   }
   return null;
 }
@@ -57,12 +82,14 @@ export function graphToApi(graph) {
       if (!w.inputType || w.isControl || (w.options && w.options.serialize === false)) continue;
       inputs[w.name] = widgetValue(w);
     }
-    (node.inputs || []).forEach((input) => {
-      if (input.link == null) return;
-      const origin = resolveOrigin(graph, input.link);
-      if (origin) inputs[input.name] = [String(origin.node.id), origin.slot];
-      else if (!input.widget) delete inputs[input.name];
-    });
+    for (const input of node.inputs || []) {
+      if (input.link == null) continue;
+      // A dropped source leaves a socket out and a converted widget at its own value.
+      const origin = resolveLink(graph, input.link);
+      const name = (input.widget && input.widget.name) || input.name;
+      if (origin && origin.node) inputs[name] = [String(origin.node.id), origin.slot];
+      else if (origin) inputs[name] = widgetValue({value: origin.value});
+    }
     output[String(node.id)] = {class_type: node.comfyClass, inputs, _meta: {title: node.title}};
   }
   // Links into nodes left out above (muted, virtual) must not dangle.

@@ -128,6 +128,11 @@ function restoreConvertedWidgets(node) {
     input.type = w.inputType;
     convertWidgetToInput(node, w, false);
   }
+  // Removing sockets moved the later ones: their links must point at the new slot numbers.
+  const links = node.graph ? node.graph.links : null;
+  (node.inputs || []).forEach((input, slot) => {
+    if (links && input.link != null && links[input.link]) links[input.link].target_slot = slot;
+  });
 }
 
 /**

@@ -85,7 +85,8 @@ function addMultiline(node, name, opts, domHost) {
       const t = ctx.getTransform();
       const ratio = ctx.canvas.width / (ctx.canvas.clientWidth || ctx.canvas.width);
       const scale = t.a / ratio;
-      const h = this.computeSize(width)[1] - 6;
+      // A note's text box fills its node; other text boxes keep their fixed height.
+      const h = this.fill ? Math.max(20, n.size[1] - y - 8) : this.computeSize(width)[1] - 6;
       el.dataset.node = String(n.id);
       Object.assign(el.style, {
         left: `${t.e / ratio + 10 * scale}px`, top: `${t.f / ratio + (y + 2) * scale}px`,
@@ -105,14 +106,38 @@ function addMultiline(node, name, opts, domHost) {
   return widget;
 }
 
-/** The control_after_generate companion of a seed-like INT, applied after each queue. */
-function addControl(node, target) {
+/** The control_after_generate companion of a number or combo widget, applied after each queue. */
+export function addControl(node, target) {
   const w = node.addWidget("combo", "control_after_generate", "randomize", () => {}, {values: CONTROL_VALUES});
   w.isControl = true;
   w.linkedTo = target;
   w.tooltip = "What happens to the value after each queued run";
   target.control = w;
   return w;
+}
+
+/** The combo's values that pass its control_filter_list (a substring, or /regex/), if it has one. */
+function filteredValues(control, values) {
+  const filter = control.filter ? String(control.filter.value || "").trim() : "";
+  if (!filter) return values;
+  let test = (v) => String(v).toLowerCase().includes(filter.toLowerCase());
+  const m = /^\/(.*)\/(\w*)$/.exec(filter);
+  if (m) {
+    try { const re = new RegExp(m[1], m[2]); test = (v) => re.test(String(v)); } catch { /* a bad regex filters nothing */ }
+  }
+  const kept = values.filter(test);
+  return kept.length ? kept : values;
+}
+
+/** The next value of a combo under its control: clamped at the ends, as ComfyUI does. */
+function nextComboValue(control, target) {
+  const values = filteredValues(control, target.options.values || []);
+  if (!values.length) return target.value;
+  const i = values.indexOf(target.value);
+  if (control.value === "increment") return values[Math.min(i + 1, values.length - 1)];
+  if (control.value === "decrement") return values[Math.max(i < 0 ? 0 : i - 1, 0)];
+  if (control.value === "randomize") return values[Math.floor(Math.random() * values.length)];
+  return target.value;
 }
 
 /** Apply control_after_generate to every seed-like widget of the graph (after a prompt was queued). */
@@ -122,12 +147,16 @@ export function applyControls(graph) {
       if (!w.isControl || !w.linkedTo || w.linkedTo.hiddenAsInput) continue;
       const t = w.linkedTo;
       const o = t.options;
-      const lo = Number.isFinite(o.min) ? o.min : 0;
-      const hi = Math.min(Number.isFinite(o.max) ? o.max : MAX_RANDOM_SEED, MAX_RANDOM_SEED);
-      const step = o.round || 1;
-      if (w.value === "increment") t.value = Math.min(t.value + step, hi);
-      else if (w.value === "decrement") t.value = Math.max(t.value - step, lo);
-      else if (w.value === "randomize") t.value = lo + Math.floor(Math.random() * ((hi - lo) / step + 1)) * step;
+      if (t.type === "combo") {
+        t.value = nextComboValue(w, t);
+      } else {
+        const lo = Number.isFinite(o.min) ? o.min : 0;
+        const hi = Math.min(Number.isFinite(o.max) ? o.max : MAX_RANDOM_SEED, MAX_RANDOM_SEED);
+        const step = o.round || 1;
+        if (w.value === "increment") t.value = Math.min(t.value + step, hi);
+        else if (w.value === "decrement") t.value = Math.max(t.value - step, lo);
+        else if (w.value === "randomize") t.value = lo + Math.floor(Math.random() * ((hi - lo) / step + 1)) * step;
+      }
       if (t.callback) t.callback.call(t, t.value);
     }
   }
