@@ -112,6 +112,12 @@ def test_notes_show_their_text_and_stay_out_of_the_prompt(editor):
     saved = next(n for n in converted["workflow"]["nodes"] if n["id"] == note)
     assert saved["widgets_values"] == ["remember the refiner"]
     assert without_meta(server_convert(editor, converted["workflow"])) == without_meta(before)
+    markdown = page.evaluate("""() => { const n = app.addNode("MarkdownNote", [1500, 1350]);
+      n.widgets[0].value = "# Steps\\n*25* in all"; return n.id; }""")
+    converted = browser_prompt(page)
+    assert converted["output"] == before
+    saved = next(n for n in converted["workflow"]["nodes"] if n["id"] == markdown)
+    assert saved["type"] == "MarkdownNote" and saved["widgets_values"] == ["# Steps\n*25* in all"]
     assert editor.errors == []
 
 
