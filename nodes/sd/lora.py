@@ -180,22 +180,37 @@ def clip_lora_names(text_encoder: torch.nn.Module) -> dict[str, str]:
 
 
 # -------------------------------------------------------------------------------------------- math
-def lora_delta(up: torch.Tensor, down: torch.Tensor, mid: torch.Tensor | None, scale: float,
-               shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
-    """scale · up @ down in fp32, shaped like the weight.
+def add_lora(weight: torch.Tensor, up: torch.Tensor, down: torch.Tensor, mid: torch.Tensor | None,
+             factor: float) -> torch.Tensor:
+    """A new fp32 tensor weight + factor · up @ down, shaped like `weight` (which is not modified).
 
     Linear: up [out, r], down [r, in]. Conv (LoCon): down [r, in, kh, kw], up [out, r, 1, 1]; the
-    product [out, in·kh·kw] reshapes to the kernel. Tucker: mid [r, r, kh, kw] with 1x1 up/down.
-    A factor pair whose product has the weight's element count (linear LoRA on a 1x1 conv) is reshaped.
+    product [out, in·kh·kw] is the kernel flattened. Tucker: mid [r, r, kh, kw] between 1x1 up/down,
+    folded into down first. A product with the weight's element count but another shape (a linear
+    LoRA on a 1x1 conv) is added to the weight's reshaped view, as ComfyUI reshapes the difference.
+    One fused addmm: the result is the only full-size tensor allocated.
     """
+    rows, cols = check_fit(up, down, mid, weight.shape)
     up2, down2 = up.float().flatten(1), down.float().flatten(1)
     if mid is not None:
-        delta = torch.einsum("oa,abhw,bi->oihw", up2, mid.float(), down2)
-    else:
-        delta = up2 @ down2
-    if delta.numel() != math.prod(shape):
-        raise ValueError(f"LoRA product has shape {tuple(delta.shape)}, the weight {tuple(shape)}")
-    return (delta * scale).reshape(shape)
+        down2 = torch.einsum("abhw,bi->aihw", mid.float(), down2).flatten(1)
+    base = weight.reshape(rows, cols).float()
+    return torch.addmm(base, up2.to(base.device), down2.to(base.device), alpha=factor).reshape(weight.shape)
+
+
+def check_fit(up: torch.Tensor, down: torch.Tensor, mid: torch.Tensor | None,
+              shape: torch.Size | tuple[int, ...]) -> tuple[int, int]:
+    """(rows, cols) of up @ [mid] @ down; a ValueError when the ranks disagree or it cannot be the weight."""
+    rank, cols = down.shape[0], down[0].numel()
+    if mid is not None:
+        cols *= math.prod(mid.shape[2:])
+        if tuple(mid.shape[:2]) != (rank, rank):
+            rank = -1
+    rows = up.shape[0]
+    if up[0].numel() != rank or rows * cols != math.prod(shape):
+        parts = " x ".join(str(tuple(t.shape)) for t in (up, mid, down) if t is not None)
+        raise ValueError(f"LoRA factors {parts} do not fit the weight {tuple(shape)}")
+    return rows, cols
 
 
 def block_scale(block: LoraBlock, tensors: Mapping[str, torch.Tensor], rank: int,
@@ -213,33 +228,35 @@ def block_scale(block: LoraBlock, tensors: Mapping[str, torch.Tensor], rank: int
 # ------------------------------------------------------------------------------------------- merge
 @dataclass
 class _Target:
-    """One module (UNet or text encoder) that a LoRA may patch, and the deltas found for it."""
+    """One module (UNet or text encoder) that a LoRA may patch, and its new fp32 weights so far."""
 
     component: str            # "unet" | "text_encoder": the file prefix and metadata section
     module: torch.nn.Module
     strength: float
     names: dict[str, str] = field(init=False)
     state: dict[str, torch.Tensor] = field(init=False)
-    deltas: dict[str, torch.Tensor] = field(default_factory=dict)
+    patched: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state = dict(self.module.state_dict())
         self.names = unet_lora_names(self.module) if self.component == "unet" else clip_lora_names(self.module)
 
 
-def _block_delta(src: StateDictSource, block: LoraBlock, weight: torch.Tensor,
-                 config: Mapping[str, Any] | None, component: str) -> torch.Tensor:
-    tensors = {k: src.tensor(k, weight.device) for part, k in block.parts.items() if part != "dora_scale"}
+def _apply_block(src: StateDictSource, block: LoraBlock, target: _Target, key: str,
+                 config: Mapping[str, Any] | None) -> None:
+    device = target.state[key].device
+    tensors = {k: src.tensor(k, device) for part, k in block.parts.items() if part != "dora_scale"}
     down = tensors[block.parts["down"]]
-    module = block.prefix.removeprefix(component + ".")  # PEFT patterns name modules within the component
+    module = block.prefix.removeprefix(target.component + ".")  # PEFT patterns name modules in the component
     scale = block_scale(block, tensors, down.shape[0], config, module)
     mid = tensors[block.parts["mid"]] if "mid" in block.parts else None
-    return lora_delta(tensors[block.parts["up"]], down, mid, scale, weight.shape)
+    current = target.patched.get(key, target.state[key])  # a second block on one weight adds to the first
+    target.patched[key] = add_lora(current, tensors[block.parts["up"]], down, mid, target.strength * scale)
 
 
-def _collect_deltas(src: StateDictSource, blocks: Mapping[str, LoraBlock], targets: list[_Target],
-                    configs: Mapping[str, dict[str, Any]], report: LoraReport) -> None:
-    """Match every block to a target weight and fill the targets' deltas (strength 0: matched only)."""
+def _collect(src: StateDictSource, blocks: Mapping[str, LoraBlock], targets: list[_Target],
+             configs: Mapping[str, dict[str, Any]], report: LoraReport) -> None:
+    """Match every block to a target weight and add it there (targets with strength 0: matched only)."""
     for block in blocks.values():
         target = next((t for t in targets if block.prefix in t.names), None)
         if target is None or not {"up", "down"} <= set(block.parts):
@@ -253,25 +270,21 @@ def _collect_deltas(src: StateDictSource, blocks: Mapping[str, LoraBlock], targe
             continue
         key = target.names[block.prefix]
         try:
-            delta = _block_delta(src, block, target.state[key], configs.get(target.component), target.component)
+            _apply_block(src, block, target, key, configs.get(target.component))
         except ValueError as exc:
             logger.warning("lora block not loaded (%s): %s", exc, block.prefix)
             report.not_loaded += block.keys()
             continue
-        target.deltas[key] = target.deltas[key] + delta if key in target.deltas else delta
         report.patched.setdefault(target.component, []).append(key)
 
 
-def merged_module(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
-                  deltas: Mapping[str, torch.Tensor], strength: float) -> torch.nn.Module:
-    """A new module like `module`: W + strength · delta for the patched keys (computed in fp32, stored
-    in W's dtype); every other tensor is shared with `module`, which is never modified."""
-    new_state = dict(state)
-    with torch.no_grad():
-        for key, delta in deltas.items():
-            weight = state[key]
-            new_state[key] = (weight.float() + strength * delta.to(weight.device)).to(weight.dtype)
-    return module_like(module, new_state)
+def merged_module(target: _Target) -> torch.nn.Module:
+    """A new module like the target's: the patched weights (back in their dtype) and every other
+    tensor shared with the original module, which is never modified."""
+    new_state = dict(target.state)
+    for key, value in target.patched.items():
+        new_state[key] = value.to(target.state[key].dtype)
+    return module_like(target.module, new_state)
 
 
 def load_lora_for_models(model: DiffusionModel | None, clip: ClipModel | None, path: str | os.PathLike,
@@ -293,22 +306,20 @@ def load_lora_for_models(model: DiffusionModel | None, clip: ClipModel | None, p
                 targets.append(_Target("unet", model.unet, strength_model))
             if clip is not None:
                 targets.append(_Target("text_encoder", clip.text_encoder, strength_clip))
-            _collect_deltas(src, blocks, targets, read_metadata_configs(src.metadata), report)
+            _collect(src, blocks, targets, read_metadata_configs(src.metadata), report)
     except LoraError:
         raise
     except CheckpointError as exc:
         raise LoraError(str(exc) if path.name in str(exc) else f"{path.name}: {exc}") from None
     report.not_loaded += loose
     _report_not_loaded(report, path.name, ignore=() if clip is not None else CLIP_FILE_PREFIXES)
-    for target in targets:
-        if target.component == "unet" and target.deltas:
+    for target in (t for t in targets if t.patched):
+        if target.component == "unet":
             assert model is not None
-            model = replace(model.clone(), unet=merged_module(target.module, target.state, target.deltas,
-                                                              target.strength))
-        elif target.deltas:
+            model = replace(model.clone(), unet=merged_module(target))
+        else:
             assert clip is not None
-            clip = replace(clip.clone(), text_encoder=merged_module(target.module, target.state, target.deltas,
-                                                                    target.strength))
+            clip = replace(clip.clone(), text_encoder=merged_module(target))
     return model, clip, report
 
 

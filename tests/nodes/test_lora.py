@@ -259,6 +259,26 @@ def test_full_size_sd1_names_resolve():
     assert len({names[k] for k in attn}) == 16 * 12 and len(set(te_names.values())) == 12 * 6
 
 
+def test_half_precision_weights_stay_half_and_are_merged_in_fp32():
+    """fp16 weights (a GPU model) get W + s·Δ computed in fp32 and rounded once."""
+    from dataclasses import replace
+
+    from nodes.sd.loader import module_like
+
+    model = loaded()[0]
+    half = replace(model, unet=module_like(model.unet, {k: v.half() for k, v in model.unet.state_dict().items()}))
+    blocks = factors(model.unet, ["down_blocks.0.resnets.0.conv1", "mid_block.attentions.0.proj_out"], seed=16)
+    path = _save(work_dir() / "lora" / "half.safetensors", {k: v.half() for k, v in kohya_dict(blocks, "lora_unet_").items()})
+    merged = load_lora_for_models(half, None, path, 1.0, 0.0)[0].unet.state_dict()
+    for name, (up, down, mid, alpha) in blocks.items():
+        w = half.unet.state_dict()[name + ".weight"]
+        rounded = [t.half().float() for t in (up, down)]  # the file holds fp16 factors
+        want = (w.float() + expected_delta(*rounded, mid, alpha, w.shape)).half()
+        assert merged[name + ".weight"].dtype == torch.float16
+        got = merged[name + ".weight"].float()
+        assert torch.allclose(got, want.float(), rtol=1e-3, atol=1e-7) and not torch.equal(got, w.float()), name
+
+
 def test_strength_zero_is_identity_and_strength_scales(sd_paths):
     model, clip, _vae = loaded()
     blocks = factors(model.unet, ["mid_block.attentions.0.transformer_blocks.0.attn1.to_v"], seed=11)
@@ -318,7 +338,7 @@ def test_unknown_keys_are_warned_and_the_rest_applies(sd_paths, caplog):
                 "lora_te2_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
                 "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", "bundle_emb.cat.string_to_param.*"):
         assert f"lora key not loaded: {key}" in text
-    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q" in text and "shape" in text
+    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q" in text and "do not fit" in text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="nodes.sd.lora"):
         LoraLoaderModelOnly().run(model, "u.safetensors", 1.0)
