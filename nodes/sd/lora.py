@@ -1,10 +1,8 @@
 """LoRA files merged into MODEL / CLIP weights: W' = W + strength · (alpha / rank) · up @ down.
 
-Reads kohya/A1111 files (`lora_unet_*` with diffusers or original-LDM module names, `lora_te_*`,
-LoCon convolutions, Tucker `lora_mid`), diffusers/PEFT files (`unet.*.lora_A/B`, `text_encoder.*`,
-alphas from `lora_adapter_metadata`) and the older diffusers layouts. Target names are derived from
-the loaded modules (LDM aliases via nodes/sd/convert.py); a LoRA key that matches nothing is logged
-as "lora key not loaded", as ComfyUI does. Results are new modules; unchanged tensors are shared.
+Formats: kohya/A1111 (`lora_unet_*` with diffusers or LDM module names, `lora_te_*`, LoCon convs, Tucker
+`lora_mid`), diffusers/PEFT (`unet.*.lora_A/B`, `text_encoder.*`, `lora_adapter_metadata` alphas) and older
+diffusers layouts. Unmatched keys are logged "lora key not loaded" (as ComfyUI); results are new modules.
 """
 from __future__ import annotations
 
@@ -21,7 +19,7 @@ from typing import Any
 import torch
 
 from ..model_types import ClipModel, DiffusionModel
-from .convert import UNET_PREFIX, unet_to_original
+from .convert import UNET_PREFIX, KeyMappingError, unet_to_original
 from .loader import module_like
 from .safetensors_io import CheckpointError, StateDictSource
 
@@ -153,7 +151,10 @@ def unet_lora_names(unet: torch.nn.Module) -> dict[str, str]:
         _add(names, "unet." + module, key)
         processor = re.sub(r"\.(attn\d)\.(to_[qkv]|to_out)(\.0)?$", r".\1.processor.\2", module)
         _add(names, "unet." + processor, key)  # diffusers' attention-processor layout
-    original = unet_to_original({k: k for k in state})  # key logic only: values are the diffusers keys
+    try:
+        original = unet_to_original({k: k for k in state})  # key logic only: values are the diffusers keys
+    except KeyMappingError:  # a UNet outside the SD layout: only diffusers names apply
+        original = {}
     for ldm_key, key in original.items():
         if key in targets:
             module = ldm_key[len(UNET_PREFIX): -len(".weight")]

@@ -328,6 +328,9 @@ def test_unknown_keys_are_warned_and_the_rest_applies(sd_paths, caplog):
         sd[name + ".lora_up.weight"], sd[name + ".lora_down.weight"] = torch.zeros(o, RANK), torch.zeros(RANK, i)
     sd["lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight"] = torch.zeros(64, RANK)  # down missing
     sd["bundle_emb.cat.string_to_param.*"] = torch.zeros(1, 32)
+    dora = "lora_unet_mid_block_attentions_0_proj_in"  # DoRA: refused rather than applied without its magnitude
+    sd.update({f"{dora}.lora_up.weight": torch.ones(32, RANK), f"{dora}.lora_down.weight": torch.ones(RANK, 32),
+               f"{dora}.dora_scale": torch.ones(32, 1)})
     _save(sd_paths.models["loras"][0] / "u.safetensors", sd)
     with caplog.at_level(logging.WARNING, logger="nodes.sd.lora"):
         new_model, new_clip = LoraLoader().run(model, clip, "u.safetensors", 1.0, 1.0)
@@ -339,6 +342,7 @@ def test_unknown_keys_are_warned_and_the_rest_applies(sd_paths, caplog):
                 "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_up.weight", "bundle_emb.cat.string_to_param.*"):
         assert f"lora key not loaded: {key}" in text
     assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q" in text and "do not fit" in text
+    assert "DoRA is not supported" in text and f"lora key not loaded: {dora}.dora_scale" in text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="nodes.sd.lora"):
         LoraLoaderModelOnly().run(model, "u.safetensors", 1.0)
