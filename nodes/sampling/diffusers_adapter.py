@@ -127,7 +127,7 @@ def sample_diffusers(model: Any, spec: DiffusersSchedulerSpec, steps: int, noise
                       previews_wanted(ctx))
     mask = prepare_mask(noise_mask, tuple(latent.shape), device) if noise_mask is not None else None
     kwargs, table = _step_kwargs(scheduler, spec, seed), _sigma_table(scheduler)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: downstream nodes may modify the outputs in place
         for i, t in enumerate(timesteps):
             x_in = scheduler.scale_model_input(x, t)
             sigma = _current_sigma(scheduler, t, table)

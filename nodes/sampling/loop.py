@@ -95,7 +95,7 @@ def sample(model: Any, noise: torch.Tensor, positive: Any, negative: Any, cfg: f
     x = ms.noise_scaling(float(sigmas[0]), noise, latent, ms.is_max_denoise(float(sigmas[0])))
     hooks = StepHooks(state, tuple(model.options.get("step_callbacks", ())) + tuple(callbacks), ctx,
                       previews_wanted(ctx))
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: downstream nodes may modify the outputs in place
         x = sampler.sample(denoiser, x, sigmas, hooks, seed)
     denoised = hooks.last_denoised if hooks.last_denoised is not None else x
     return SampleResult((x / scale).cpu(), (denoised / scale).cpu())

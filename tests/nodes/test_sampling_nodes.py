@@ -202,3 +202,23 @@ def test_cancel_takes_effect_within_one_step(model, sampler):
     with pytest.raises(ExecutionInterrupted):
         ksampler(model.add_step_callback(cancel_midway), sampler=sampler, steps=8, ctx=ctx)
     assert len(model.unet.batches) == calls_at_cancel[0]  # no UNet call after the cancel
+
+
+def test_a_plugin_node_attaches_a_step_callback_without_touching_its_input(model):
+    """The recipe in nodes/sampling_nodes.py's docstring, as a plugin would write it."""
+    from engine import INT, MODEL, Input, Output, node
+
+    @node("ZeroLatentsAtStep", category="sampling")
+    class ZeroLatentsAtStep:
+        inputs = (Input("model", MODEL), Input("step", INT, default=5, min=0))
+        outputs = (Output(MODEL, "MODEL"),)
+
+        def run(self, model, step):
+            return (model.add_step_callback(lambda i: {"latents": i.latents * 0} if i.step == step else None),)
+
+    before = dict(model.options)
+    patched = ZeroLatentsAtStep().run(model, 3)[0]
+    assert model.options == before and patched is not model and patched.unet is model.unet
+    out = advanced(patched, latent(), 0, 10000, steps=6)["samples"]
+    resumed = advanced(model, latent(), 4, 10000, add_noise="disable", steps=6)["samples"]
+    torch.testing.assert_close(out, resumed, rtol=1e-5, atol=1e-5)
