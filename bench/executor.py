@@ -72,7 +72,7 @@ def reference(wf: dict, order: list[str], classes: dict) -> float:
     for nid in order:
         spec = wf[nid]
         kwargs = {k: values[v[0]] if isinstance(v, list) else v for k, v in spec["inputs"].items()}
-        out = getattr(classes[spec["class_type"]](), "run")(**kwargs)
+        out = classes[spec["class_type"]]().run(**kwargs)
         values[nid] = out[0] if isinstance(out, tuple) else out
     return time.perf_counter() - start
 
@@ -83,8 +83,8 @@ def measure(name: str, wf: dict, registry: NodeRegistry, repeat: int) -> None:
     colds, cached = [], []
     for _ in range(repeat):
         ex = Executor(registry)
-        colds.append(_timed(lambda: ex.run(wf)))
-        cached.append(_timed(lambda: ex.run(wf)))
+        colds.append(_timed(lambda ex=ex: ex.run(wf)))
+        cached.append(_timed(lambda ex=ex: ex.run(wf)))
     order = validate_prompt(wf, registry).workflow.order
     classes = {k: registry.get_class(k) for k in ("BenchConst", "BenchAdd", "BenchSum")}
     ref = min(reference(wf, order, classes) for _ in range(repeat))

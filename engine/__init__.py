@@ -5,13 +5,42 @@ and the type names, `RunContext`, the error types, the registry, folder paths, a
 Standard library only: no torch, numpy, aiohttp or PIL in this package.
 """
 from .context import CancelToken, RunContext, current_context
-from .errors import (EngineError, ExecutionInterrupted, NodeDefinitionError, NodeExecutionError,
-                     PluginLoadError, WorkflowError, WorkflowIssue)
+from .errors import (
+                     EngineError,
+                     ExecutionInterrupted,
+                     NodeDefinitionError,
+                     NodeExecutionError,
+                     PluginLoadError,
+                     WorkflowError,
+                     WorkflowIssue,
+)
 from .folders import FolderPaths, UnsafePathError, activate_paths, active_paths, safe_join
 from .registry import NodeRegistry
-from .schema import (ANY, BOOLEAN, CLIP, COMBO, CONDITIONING, FLOAT, GUIDER, IMAGE, INT, LATENT, MASK,
-                     MODEL, NOISE, SAMPLER, SIGMAS, STRING, VAE, AnyType, Input, NodeSchema, Output, node,
-                     types_match)
+from .schema import (
+                     ANY,
+                     BOOLEAN,
+                     CLIP,
+                     COMBO,
+                     CONDITIONING,
+                     FLOAT,
+                     GUIDER,
+                     IMAGE,
+                     INT,
+                     LATENT,
+                     MASK,
+                     MODEL,
+                     NOISE,
+                     SAMPLER,
+                     SIGMAS,
+                     STRING,
+                     VAE,
+                     AnyType,
+                     Input,
+                     NodeSchema,
+                     Output,
+                     node,
+                     types_match,
+)
 
 __all__ = [
     "ANY", "BOOLEAN", "CLIP", "COMBO", "CONDITIONING", "FLOAT", "GUIDER", "IMAGE", "INT", "LATENT", "MASK",

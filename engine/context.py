@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ExecutionInterrupted
 from .events import Event, NullSink, Preview, Progress
 
-_CURRENT: contextvars.ContextVar["RunContext | None"] = contextvars.ContextVar("diffgraph_run_context",
+_CURRENT: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("diffgraph_run_context",
                                                                                 default=None)
 
 

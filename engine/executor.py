@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cache import OutputCache, compute_keys
-from .context import CancelToken, RunContext
+from .context import CancelToken
 from .errors import ExecutionInterrupted
-from .events import (EventSink, ExecutionCached, ExecutionError, ExecutionInterruptedEvent, ExecutionStart,
-                     ExecutionSuccess, NullSink)
+from .events import (
+    EventSink,
+    ExecutionCached,
+    ExecutionError,
+    ExecutionInterruptedEvent,
+    ExecutionStart,
+    ExecutionSuccess,
+    NullSink,
+)
 from .graph import ancestors, topological_order
 from .registry import NodeRegistry
 from .runner import NodeFailure, NodeRunner

@@ -6,8 +6,8 @@ Everything here is iterative (no recursion over links), so a 10,000-node chain i
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Mapping
 from graphlib import TopologicalSorter
-from typing import Iterable, Mapping
 
 
 def ancestors(roots: Iterable[str], deps: Mapping[str, Iterable[str]]) -> set[str]:

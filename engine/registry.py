@@ -6,9 +6,10 @@ node table. Names are unique: a clash is refused and reported, never silently ov
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import NodeDefinitionError
 from .schema import NodeSchema
@@ -98,7 +99,7 @@ class NodeRegistry:
         reg = self._nodes[name]
         return NodeSchema.from_class(reg.cls, name, reg.display_name, reg.python_module)
 
-    def snapshot(self) -> "SchemaSnapshot":
+    def snapshot(self) -> SchemaSnapshot:
         return SchemaSnapshot(self)
 
     def object_info(self) -> dict[str, dict[str, Any]]:

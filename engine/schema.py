@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import inspect
 import math
-from functools import cached_property
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from functools import cached_property
+from typing import Any
 
 from .errors import NodeDefinitionError
 
@@ -157,7 +158,7 @@ class NodeSchema:
 
     @classmethod
     def from_class(cls, node_cls: type, name: str, display_name: str | None = None,
-                   python_module: str = "nodes") -> "NodeSchema":
+                   python_module: str = "nodes") -> NodeSchema:
         """Read a ComfyUI V1 class. Raises NodeDefinitionError naming the node and the field."""
         try:
             spec = node_cls.INPUT_TYPES()

@@ -44,15 +44,15 @@ class DiffusionModel:
     def dtype(self) -> Any:
         return next(self.unet.parameters()).dtype
 
-    def clone(self) -> "DiffusionModel":
+    def clone(self) -> DiffusionModel:
         return replace(self, options=copy.copy(self.options))
 
-    def with_option(self, key: str, value: Any) -> "DiffusionModel":
+    def with_option(self, key: str, value: Any) -> DiffusionModel:
         out = self.clone()
         out.options[key] = value
         return out
 
-    def add_step_callback(self, callback: Any) -> "DiffusionModel":
+    def add_step_callback(self, callback: Any) -> DiffusionModel:
         """A clone whose samplers also call `callback` after every step (see nodes/sampling)."""
         return self.with_option("step_callbacks", tuple(self.options.get("step_callbacks", ())) + (callback,))
 
@@ -66,7 +66,7 @@ class ClipModel:
     layer_idx: int = -1
     options: dict[str, Any] = field(default_factory=dict)
 
-    def clone(self) -> "ClipModel":
+    def clone(self) -> ClipModel:
         return replace(self, options=copy.copy(self.options))
 
 
@@ -85,5 +85,5 @@ class VaeModel:
         """Pixels per latent cell (the seed's vae_scale_factor): 2 ** (number of down blocks - 1)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
-    def clone(self) -> "VaeModel":
+    def clone(self) -> VaeModel:
         return replace(self)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine import (ANY, BOOLEAN, COMBO, FLOAT, INT, STRING, Input, NodeRegistry, Output, RunContext,
-                    node)
+from engine import ANY, BOOLEAN, COMBO, FLOAT, INT, STRING, Input, NodeRegistry, Output, RunContext, node
 
 CALLS: list[str] = []  # class names in call order; tests clear it
 

@@ -2,8 +2,7 @@
 V1 classes are read as ComfyUI reads them; /object_info has ComfyUI's shape."""
 import pytest
 
-from engine import (COMBO, FLOAT, IMAGE, INT, STRING, Input, NodeDefinitionError, NodeRegistry, Output,
-                    RunContext, node)
+from engine import COMBO, FLOAT, IMAGE, INT, STRING, Input, NodeDefinitionError, NodeRegistry, Output, RunContext, node
 from engine.executor import Executor
 
 
