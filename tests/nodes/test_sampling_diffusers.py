@@ -107,3 +107,29 @@ def test_callbacks_and_guidance_schedule_apply_to_diffusers_schedulers(parts):
     _ours(patched, "DDIMScheduler", {}, lat)
     assert [s[:3] for s in seen] == [(i, STEPS, 9.0 if i < 3 else 3.0) for i in range(STEPS)]
     assert [s[3] for s in seen] == [831, 665, 499, 333, 167, 1]  # DDIM "leading": 1000 // 6 * i + 1
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_ksampler_euler_simple_equals_the_pipeline_with_euler_trailing(parts, prediction_type):
+    """Our own sigma-space path end to end. With 5 steps "simple" visits the training sigmas that diffusers'
+    "trailing" spacing visits (999, 799, ..., 199), so both feed the UNet the same integer timesteps; eps
+    and v parameterisations go through ModelSampling.denoised. Only the start differs on purpose: ComfyUI
+    starts pure noise at sqrt(1 + sigma_max^2), diffusers' trailing Euler at sigma_max, so the pipeline is
+    handed noise rescaled to start where we do."""
+    from nodes.model_types import DiffusionModel
+    from nodes.sampling_nodes import KSampler
+
+    model = DiffusionModel(unet=parts[0].unet,
+                           scheduler_config={**SD1_SCHEDULER_CONFIG, "prediction_type": prediction_type})
+    lat = {"samples": torch.zeros(1, 4, SIZE, SIZE)}
+    ours = KSampler().run(model, SEED, 5, CFG, "euler", "simple", POS, NEG, lat, 1.0)[0]["samples"]
+    pipe = _pipeline((model, parts[1]), "EulerDiscreteScheduler",
+                     {"timestep_spacing": "trailing", "prediction_type": prediction_type})
+    pipe.scheduler.set_timesteps(5)
+    sigma_max = float(pipe.scheduler.init_noise_sigma)
+    with torch.inference_mode():
+        theirs = pipe(prompt_embeds=POS[0][0], negative_prompt_embeds=NEG[0][0], height=SIZE * 8, width=SIZE * 8,
+                      latents=prepare_noise(lat["samples"], SEED) * (1 + 1 / sigma_max ** 2) ** 0.5,
+                      num_inference_steps=5, guidance_scale=CFG, output_type="latent").images
+    diff = float((ours * model.latent_scale - theirs).abs().max())
+    assert diff <= 1e-4 * float(theirs.abs().max()), diff
