@@ -14,7 +14,8 @@ from .noise import prepare_noise
 from .samplers import DISCARD_PENULTIMATE_SIGMA, SAMPLER_NAMES, STOCHASTIC_SAMPLERS, Sampler, sampler_object
 from .schedules import SCHEDULER_NAMES, calculate_sigmas
 
-KSAMPLER_NAMES = SAMPLER_NAMES
+# ComfyUI splits its list: k-diffusion samplers first, then these three added by KSampler itself.
+KSAMPLER_NAMES = [n for n in SAMPLER_NAMES if n not in ("ddim", "uni_pc", "uni_pc_bh2")]
 
 __all__ = [
     "DIFFUSERS_SCHEDULER_NAMES", "DISCARD_PENULTIMATE_SIGMA", "DiffusersSchedulerSpec", "GuidanceSchedule",
