@@ -6,9 +6,12 @@ Loads the built-in nodes and custom_nodes packs through engine.plugins, binds Co
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from server.config import ServerConfig
 from server.config import add_arguments as add_server_arguments
@@ -20,6 +23,9 @@ PICKLE_ENV = "DIFFGRAPH_ALLOW_PICKLE"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_server_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--queue-workflow", action="append", default=[], type=Path, metavar="FILE",
+                        help="once listening, queue this workflow (API or UI format) through POST /prompt; "
+                             "repeatable")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -40,8 +46,44 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for url in urls(config):
         print(f"To see the GUI go to: {url}", flush=True)
+    pending: list[Any] = []  # holds the start-up task so it is not garbage-collected
+    if args.queue_workflow:
+        app.on_startup.append(lambda app: _queue_at_start(pending, config, args.queue_workflow))
     web.run_app(app, host=config.hosts, port=config.port, print=None, access_log=None)
     return 0
+
+
+async def _queue_at_start(pending: list[Any], config: ServerConfig, files: list[Path]) -> None:
+    """Schedule the --queue-workflow files: posted to our own POST /prompt once the port is open, so
+    they go through exactly the validation and queue a client's prompt does."""
+    import asyncio
+
+    async def post_all() -> None:
+        import aiohttp
+        host = "127.0.0.1" if config.hosts[0] in ("0.0.0.0", "::", "localhost") else config.hosts[0]
+        base = f"http://{'[' + host + ']' if ':' in host else host}:{config.port}"
+        headers = {"Authorization": f"Bearer {config.auth_token}"} if config.auth_token else {}
+        await asyncio.sleep(0.2)  # let run_app finish binding the port
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for path in files:
+                try:
+                    body = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    log.error("--queue-workflow %s: %s", path, exc)
+                    continue
+                if isinstance(body, dict) and isinstance(body.get("nodes"), list):
+                    async with session.post(f"{base}/api/workflow/convert", json=body) as resp:
+                        converted = await resp.json()
+                    body = converted.get("prompt", body) if resp.status == 200 else body
+                prompt = body.get("prompt", body) if isinstance(body, dict) else body
+                async with session.post(f"{base}/prompt", json={"prompt": prompt}) as resp:
+                    reply = await resp.json()
+                if resp.status == 200:
+                    log.info("queued %s as prompt %s", path, reply.get("prompt_id"))
+                else:
+                    log.error("--queue-workflow %s was refused: %s", path, json.dumps(reply)[:2000])
+
+    pending.append(asyncio.get_running_loop().create_task(post_all()))
 
 
 def urls(config: ServerConfig) -> list[str]:
