@@ -6,8 +6,8 @@ import os
 
 import pytest
 from aiohttp import FormData
-from conftest import open_client
 from PIL import Image, PngImagePlugin
+from srv_helpers import open_client
 
 from server.state import PATHS
 

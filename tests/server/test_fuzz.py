@@ -14,9 +14,9 @@ import urllib.request
 
 import pytest
 from aiohttp import web
-from conftest import make_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from srv_helpers import make_app
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 CLASS_TYPES = ["Const", "Show", "Fail", "Secret", "Nope", "", 3, None]

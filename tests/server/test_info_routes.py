@@ -12,7 +12,7 @@ import pytest
 import srv_fakes
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_config
+from srv_helpers import make_config
 
 from engine.plugins import LoadReport, PackReport
 from server.app import ROUTES, create_app
@@ -103,7 +103,7 @@ async def test_on_prompt_handlers_may_rewrite_the_body(base):
     app = create_app(make_config(base), srv_fakes.make_registry(), prompt_server=facade)
     async with TestClient(TestServer(app)) as c:
         pid = (await (await c.post("/prompt", json={"prompt": srv_fakes.show(1)})).json())["prompt_id"]
-        from conftest import wait_done
+        from srv_helpers import wait_done
         assert (await wait_done(c, pid))["outputs"]["3"]["text"] == ["42"]
 
 

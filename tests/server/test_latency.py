@@ -5,7 +5,7 @@ import statistics
 import time
 
 import pytest
-from conftest import post_prompt, wait_running
+from srv_helpers import post_prompt, wait_running
 
 pytestmark = pytest.mark.anyio
 

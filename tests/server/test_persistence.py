@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import srv_fakes
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_app, post_prompt, wait_done, wait_running
+from srv_helpers import make_app, post_prompt, wait_done, wait_running
 
 from server.store import MAX_ATTEMPTS, JobStore
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import srv_fakes
-from conftest import post_prompt, wait_done, wait_running
+from srv_helpers import post_prompt, wait_done, wait_running
 
 from server.state import EXECUTOR
 
@@ -80,7 +80,7 @@ async def test_malformed_json_is_a_400_not_a_500(client, raw):
 
 
 async def test_oversized_body_is_refused_with_413(base):
-    from conftest import open_client
+    from srv_helpers import open_client
     c = await open_client(base, max_upload_mb=0.01)
     try:
         res = await c.post("/prompt", data=b"{" + b" " * 20000 + b"}")

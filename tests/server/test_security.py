@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import srv_fakes
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_app
+from srv_helpers import make_app
 
 from server.config import ServerConfig
 from server.security import AUTH_COOKIE

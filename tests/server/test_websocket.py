@@ -11,7 +11,7 @@ import pytest
 import srv_fakes
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import events_until_done, make_app, post_prompt, wait_done, wait_running
+from srv_helpers import events_until_done, make_app, post_prompt, wait_done, wait_running
 
 from server.hub import Hub
 

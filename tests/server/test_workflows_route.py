@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import make_app
+from srv_helpers import make_app
 
 pytestmark = pytest.mark.anyio
 
