@@ -11,9 +11,10 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from jsonschema import Draft202012Validator
 
 from engine.events import now_ms
-from engine.workflow import validate_prompt
+from engine.workflow import API_WORKFLOW_SCHEMA, validate_prompt
 
 from .replies import http_error, json_error, query_int, read_json_object
 from .state import HUB, PROMPT_SERVER, REGISTRY, STORE, WORKER, queue_status
@@ -60,6 +61,9 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
     if isinstance(fields, web.Response):
         return fields
     prompt_id, targets, extra, front = fields
+    shape = shape_errors(prompt)
+    if shape is not None:
+        return web.json_response(shape, status=400)
     try:
         report = await asyncio.to_thread(validate_prompt, prompt, app[REGISTRY], targets)
     except Exception as exc:  # validate_prompt promises not to raise; a pack's INPUT_TYPES may anyway
@@ -86,6 +90,29 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
         asyncio.get_running_loop().call_soon(worker.release, prompt_id)
     broadcast_status(app)
     return response
+
+
+_SHAPE = Draft202012Validator(API_WORKFLOW_SCHEMA)
+
+
+def shape_errors(prompt: Any) -> dict[str, Any] | None:
+    """The workflow's JSON shape checked with its JSON Schema: every violation, in ComfyUI's 400 shape."""
+    errors = sorted(_SHAPE.iter_errors(prompt), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return None
+    node_errors: dict[str, Any] = {}
+    for err in errors:
+        path = [str(p) for p in err.absolute_path]
+        node_id = path[0] if path else ""
+        node = prompt.get(node_id) if isinstance(prompt, dict) else None
+        entry = node_errors.setdefault(node_id, {"errors": [], "dependent_outputs": [],
+                                                 "class_type": node.get("class_type") if isinstance(node, dict)
+                                                 else None})
+        where = "/".join(path) or "the workflow"
+        entry["errors"].append({"type": "invalid_prompt", "message": "Invalid prompt",
+                                "details": f"{where}: {err.message}", "extra_info": {}})
+    first = next(iter(node_errors.values()))["errors"][0]
+    return {"error": {**first, "details": first["details"]}, "node_errors": node_errors}
 
 
 def _prompt_fields(body: dict[str, Any]) -> tuple[str, list[str] | None, dict[str, Any], bool] | web.Response:

@@ -254,3 +254,18 @@ async def test_every_route_is_also_under_api(client):
                  "/extensions", "/features", "/openapi.json"):
         a, b = await client.get(path), await client.get("/api" + path)
         assert a.status == b.status == 200, path
+
+
+async def test_workflow_shape_is_checked_with_its_json_schema_listing_every_node(client):
+    prompt = {"1": {"inputs": {}}, "2": {"class_type": 5, "inputs": {}}, "3": "not a node",
+              "4": {"class_type": "Const", "inputs": []}}
+    resp = await client.post("/prompt", json={"prompt": prompt})
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"]["type"] == "invalid_prompt"
+    assert set(body["node_errors"]) == {"1", "2", "3", "4"}
+    details = {nid: e["errors"][0]["details"] for nid, e in body["node_errors"].items()}
+    assert "'class_type' is a required property" in details["1"]
+    assert details["2"].startswith("2/class_type:") and details["4"].startswith("4/inputs:")
+    resp = await client.post("/prompt", json={"prompt": ["not", "an", "object"]})
+    assert resp.status == 400 and (await resp.json())["error"]["type"] == "invalid_prompt"
