@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and start the server with the bundled model; open the printed URL and press
-# Queue on the default workflow. Extra arguments go to main.py (e.g. --port 8189).
+# Set up (idempotent), start the server with the bundled model and queue the default workflow (its
+# image lands in output/ and in the editor at the printed URL). Extra arguments go to main.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
