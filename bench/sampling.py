@@ -4,7 +4,8 @@ Batch 1 with classifier-free guidance (one UNet call on a batch of 2 per step), 
 256x256. Variants: KSampler (euler/normal, our sigma-space loop), KSamplerDiffusers (EulerDiscreteScheduler
 through our adapter) and diffusers' StableDiffusionPipeline with the same UNet, scheduler, embeddings
 and noise. Runs are interleaved; the minimum (least disturbed by other processes on a shared CPU) and
-the median of the repeats are reported, the ratio from the minima.
+the median of the repeats are reported, the ratio from the minima, and the time per step spent outside
+the UNet (the only part that differs: the UNet is one shared module), which contention hardly blurs.
 Usage: python bench/sampling.py [--sizes 256 512] [--steps 4] [--repeats 3] [--device cpu] [--fp16]
 """
 from __future__ import annotations
@@ -52,6 +53,21 @@ def build(device: str, dtype: torch.dtype):
     return model, pipe, positive, negative
 
 
+class UNetTimer:
+    """Accumulates the wall time spent inside the UNet's forward."""
+
+    def __init__(self, unet: torch.nn.Module):
+        self.seconds, self.forward = 0.0, unet.forward
+        unet.forward = self
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
 def run_variant(variant: str, parts, size: int, steps: int) -> float:
     """Wall seconds of one sampling run (no text encoding, no VAE decode)."""
     from nodes.sampling import prepare_noise
@@ -80,14 +96,20 @@ def run_variant(variant: str, parts, size: int, steps: int) -> float:
 VARIANTS = ("ours: KSampler euler/normal", "ours: KSamplerDiffusers Euler", "diffusers StableDiffusionPipeline")
 
 
-def bench_size(parts, size: int, steps: int, repeats: int) -> dict[str, list[float]]:
+def bench_size(parts, size: int, steps: int, repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per-step wall seconds and per-step seconds outside the UNet, by variant."""
     for variant in VARIANTS:  # warm-up: allocator, SDPA kernels, first-call overheads
         run_variant(variant, parts, size, 1)
+    timer = parts[0].unet.forward
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    outside: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for _ in range(repeats):
         for variant in VARIANTS:
-            times[variant].append(run_variant(variant, parts, size, steps) / steps)
-    return times
+            timer.seconds = 0.0
+            total = run_variant(variant, parts, size, steps)
+            times[variant].append(total / steps)
+            outside[variant].append((total - timer.seconds) / steps)
+    return times, outside
 
 
 def main() -> None:
@@ -103,15 +125,17 @@ def main() -> None:
           f"steps {args.steps}, repeats {args.repeats} (interleaved runs)")
     t0 = time.perf_counter()
     parts = build(args.device, dtype)
+    UNetTimer(parts[0].unet)
     print(f"built SD1.5 UNet ({sum(p.numel() for p in parts[0].unet.parameters()):,} params) "
           f"in {time.perf_counter() - t0:.1f} s")
     for size in args.sizes:
-        times = bench_size(parts, size, args.steps, args.repeats)
+        times, outside = bench_size(parts, size, args.steps, args.repeats)
         reference = min(times["diffusers StableDiffusionPipeline"])
         for variant, per_step in times.items():
             best, median = min(per_step), statistics.median(per_step)
             print(f"{size}x{size}  {variant:36s} min {best:8.3f} s/step ({1 / best:6.2f} it/s)  "
-                  f"median {median:8.3f} s/step  ratio vs diffusers (min) {best / reference:.3f}", flush=True)
+                  f"median {median:8.3f} s/step  ratio vs diffusers (min) {best / reference:.3f}  "
+                  f"outside the UNet {1000 * statistics.median(outside[variant]):.2f} ms/step", flush=True)
 
 
 if __name__ == "__main__":
