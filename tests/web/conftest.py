@@ -148,9 +148,28 @@ class Page:
             return res.read()
 
 
+def settle_queue(url: str, timeout: float = 30.0) -> None:
+    """Clear what earlier tests left queued or running on the shared server, so each test starts idle."""
+    def post(route: str, body: dict) -> None:
+        req = urllib.request.Request(url + route, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).close()
+    post("/api/queue", {"clear": True})
+    post("/api/interrupt", {})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/api/queue", timeout=10) as res:
+            queue = json.loads(res.read())
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the test server did not become idle")
+
+
 @pytest.fixture
 def editor(browser, server):
     url, base = server
+    settle_queue(url)
     p = Page(browser, url, base).open()
     yield p
     p.context.close()
