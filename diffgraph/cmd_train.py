@@ -1,7 +1,8 @@
 """`diffgraph train-demo`: train the bundled shapes model (nodes/demo/train.py) from the command line.
 
-The defaults reproduce the shipped checkpoint; `--install` copies the EMA file to
-models/checkpoints/diffgraph-shapes.safetensors so CheckpointLoaderSimple lists it.
+The defaults reproduce the shipped checkpoint; `--install` copies the EMA and raw files to
+models/checkpoints/ (diffgraph-shapes[-raw].safetensors) so CheckpointLoaderSimple lists them and
+workflows/ema_blend.json finds the raw weights.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 SHIPPED_NAME = "diffgraph-shapes.safetensors"
+RAW_NAME = "diffgraph-shapes-raw.safetensors"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(flag, type=type(value), default=value, help=f"(default: {value})")
     parser.add_argument("--install", action="store_true",
-                        help=f"copy the EMA checkpoint to models/checkpoints/{SHIPPED_NAME}")
+                        help=f"copy the EMA and raw checkpoints to models/checkpoints/ ({SHIPPED_NAME}, {RAW_NAME})")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,10 +44,11 @@ def main(args: argparse.Namespace) -> int:
     if args.install:
         from engine import active_paths
 
-        target = Path(active_paths().models["checkpoints"][0]) / SHIPPED_NAME
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(cfg.out_dir) / SHIPPED_NAME, target)
-        print(f"installed {target}")
+        folder = Path(active_paths().models["checkpoints"][0])
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (SHIPPED_NAME, RAW_NAME):
+            shutil.copyfile(Path(cfg.out_dir) / name, folder / name)
+            print(f"installed {folder / name}")
     return 0
 
 

@@ -5,6 +5,7 @@ Sizes are chosen for a <= 20 MB fp16 file and well under an hour of training on 
 encoder whose token table (the real 49,408-entry vocabulary) is most of its weight. The VAE's top
 level has 64 channels, 2 per norm group: with SD1's 32 groups, 32 channels would be one per group,
 an instance norm that erases a flat region's absolute colour (measured: it stalls training).
+Nodes follow ComfyUI's latent = image / 8, so a 64x64 EmptyLatentImage (8x8 latent) gives a 32x32 picture.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from nodes.demo import checker
 from nodes.demo.dataset import Scene
-from nodes.demo.models import SCALING_FACTOR, SCHEDULE, token_ids
+from nodes.demo.models import RESOLUTION, SCALING_FACTOR, SCHEDULE, token_ids
 
 
 @torch.no_grad()
@@ -33,7 +33,8 @@ def sample_images(unet: Any, vae: Any, clip: Any, tokenizer: Any, prompts: list[
     cond = encode_prompts(clip, tokenizer, prompts)
     uncond = encode_prompts(clip, tokenizer, [""]).expand_as(cond)
     gen = torch.Generator().manual_seed(seed)
-    size = unet.config.sample_size
+    # Not unet.config.sample_size: a loaded checkpoint's config says 64 (SD1's), whatever it was trained at.
+    size = RESOLUTION // 2 ** (len(vae.config.block_out_channels) - 1)
     latents = torch.randn(len(prompts), 4, size, size, generator=gen)
     for t in sched.timesteps:
         eps = unet(torch.cat([latents, latents]), t, torch.cat([uncond, cond])).sample
