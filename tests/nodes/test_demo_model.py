@@ -72,8 +72,6 @@ def test_held_out_prompts_get_their_background_and_shape_colour(held_out_images)
     assert scores["colour"] >= 0.9, scores
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue 8): the shipped model draws held-out colour/kind pairs "
-                   "with the kind it saw with that colour; measured 44-56% kind agreement, target 70%")
 def test_held_out_prompts_get_their_shape_kind(held_out_images):
     scenes, images = held_out_images
     assert sample.score(images, scenes)["kind"] >= 0.7
