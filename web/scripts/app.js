@@ -130,10 +130,12 @@ class App {
   async queuePrompt(count = 1) {
     for (let i = 0; i < count; i++) {
       const {output, workflow} = this.graphToPrompt();
+      // Clear before posting: a prompt that fails at once can report its execution_error over the
+      // websocket before the POST reply is handled here, and that error must stay on its node.
+      this.execution.clearErrors();
       try {
         const res = await api.queuePrompt(output, workflow);
         this.execution.ownPrompts.add(res.prompt_id);
-        this.execution.clearErrors();
         if (res.node_errors && Object.keys(res.node_errors).length) this.execution.showValidationErrors(res);
       } catch (e) {
         if (e.body && (e.body.node_errors || e.body.error)) this.execution.showValidationErrors(e.body);
