@@ -1,26 +1,29 @@
-"""Event races the editor must survive: a websocket event that arrives before the POST /prompt reply."""
+"""Event races the editor must survive: websocket events that arrive before the POST /prompt reply."""
 from __future__ import annotations
 
-from web_ui import find_node
+from web_ui import find_node, set_number
 
 
 def test_execution_error_that_beats_the_post_reply_stays_on_its_node(editor):
     page = editor.page
     sampler = find_node(page, "KSampler")
-    # Deliver a failure for the sampler before queuePrompt's await resumes, as a fast server can.
-    page.evaluate("""async (id) => {
+    set_number(page, sampler, "cfg", 60)  # the fake sampler fails at once
+    # Hold the POST reply back until the run's execution_error has been handled, as a fast server
+    # and a slow page can order them.
+    page.evaluate("""async () => {
         const {api} = await import('/scripts/api.js');
         const post = api.queuePrompt.bind(api);
         api.queuePrompt = async (...args) => {
             const res = await post(...args);
-            api.dispatchEvent(new CustomEvent('execution_error', {detail: {
-                prompt_id: res.prompt_id, node_id: id, node_type: 'KSampler', exception_type: 'ValueError',
-                exception_message: 'failed before the reply was read', traceback: []}}));
+            await new Promise((resolve) => {
+                api.addEventListener('execution_error', () => setTimeout(resolve, 50), {once: true});
+                setTimeout(resolve, 10000);
+            });
             return res;
         };
-    }""", str(sampler))
+    }""")
     page.click("#queue-button")
-    page.wait_for_function("app.execution.ownPrompts.size > 0")
-    page.wait_for_timeout(300)
+    page.wait_for_function("app.execution.ownPrompts.size > 0", timeout=15000)
     assert page.evaluate("Object.keys(app.execution.nodeErrors)") == [str(sampler)]
-    assert "failed before the reply was read" in page.inner_text("#error-panel")
+    text = page.inner_text("#error-panel")
+    assert "cfg 60" in text and "too high" in text
