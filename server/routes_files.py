@@ -104,14 +104,20 @@ def _convert_image(path: Path, fmt: str, quality: int, channel: str) -> bytes:
 
 # --- uploads ---
 
-async def post_upload_image(request: web.Request) -> web.Response:
+async def _upload_request(request: web.Request) -> Any:
+    """The multipart form and where its file goes, or the 4xx Response that says why not."""
     form = await _form(request)
     if isinstance(form, web.Response):
         return form
     target = _upload_target(request, form)
-    if isinstance(target, web.Response):
-        return target
-    root, subfolder, filename, overwrite, kind = target
+    return target if isinstance(target, web.Response) else (form, *target)
+
+
+async def post_upload_image(request: web.Request) -> web.Response:
+    upload = await _upload_request(request)
+    if isinstance(upload, web.Response):
+        return upload
+    form, root, subfolder, filename, overwrite, kind = upload
     data = form["image"].file.read()
     name = await asyncio.to_thread(place_upload, root, subfolder, filename, data, overwrite)
     return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
@@ -119,13 +125,10 @@ async def post_upload_image(request: web.Request) -> web.Response:
 
 async def post_upload_mask(request: web.Request) -> web.Response:
     """Put the uploaded mask's alpha into the referenced image (keeping its PNG text) and save that."""
-    form = await _form(request)
-    if isinstance(form, web.Response):
-        return form
-    target = _upload_target(request, form)
-    if isinstance(target, web.Response):
-        return target
-    root, subfolder, filename, overwrite, kind = target
+    upload = await _upload_request(request)
+    if isinstance(upload, web.Response):
+        return upload
+    form, root, subfolder, filename, overwrite, kind = upload
     original = _original_ref(request, form.get("original_ref"))
     if isinstance(original, web.Response):
         return original
