@@ -24,19 +24,11 @@ GiB = 2**30
 def generate(path: Path) -> int:
     """Write the random fp16 checkpoint; returns the parameter count."""
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPTextConfig, CLIPTextModel
 
-    from nodes.sd.convert import checkpoint_to_original
+    from nodes.sd.tiny import sd15_meta_checkpoint
 
-    with torch.device("meta"):
-        unet = UNet2DConditionModel(cross_attention_dim=768)
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
-        clip = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                            num_attention_heads=12, hidden_act="quick_gelu"))
-    meta = checkpoint_to_original(unet.state_dict(), vae.state_dict(), clip.state_dict())
+    meta = sd15_meta_checkpoint()
     gen = torch.Generator().manual_seed(0)
     tensors = {}
     for key, value in meta.items():

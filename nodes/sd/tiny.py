@@ -71,3 +71,18 @@ def write_tiny_checkpoint(path: str | os.PathLike, seed: int = 0, *, dtype: torc
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"diffgraph.tiny": "1", **(metadata or {})})
     return path
+
+
+def sd15_meta_checkpoint() -> dict[str, torch.Tensor]:
+    """The full-size SD1.5 architecture as an original-layout state dict of meta tensors (shapes only,
+    no memory): for shape-inference tests and the load benchmark."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(cross_attention_dim=768)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
+        clip = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                            num_attention_heads=12, hidden_act="quick_gelu"))
+    return checkpoint_to_original(unet.state_dict(), vae.state_dict(), clip.state_dict())

@@ -16,7 +16,7 @@ from nodes.sd import convert
 from nodes.sd.arch import infer_architecture
 from nodes.sd.loader import checkpoint_state_dict, load_checkpoint, load_vae
 from nodes.sd.safetensors_io import PICKLE_ENV, CheckpointError, allow_pickle, target_dtype
-from nodes.sd.tiny import write_tiny_checkpoint
+from nodes.sd.tiny import sd15_meta_checkpoint, write_tiny_checkpoint
 
 TOL = 1e-5
 
@@ -83,16 +83,7 @@ def test_key_mapping_agrees_with_diffusers_converters():
 
 
 def _meta_sd15() -> dict[str, tuple[int, ...]]:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    with torch.device("meta"):
-        unet = UNet2DConditionModel(cross_attention_dim=768)
-        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4)
-        clip = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                            num_attention_heads=12, hidden_act="quick_gelu"))
-    ckpt = convert.checkpoint_to_original(unet.state_dict(), vae.state_dict(), clip.state_dict())
+    ckpt = sd15_meta_checkpoint()
     return {k: tuple(v.shape) for k, v in ckpt.items()}
 
 
