@@ -205,7 +205,8 @@ def without_meta(prompt: dict) -> dict:
 
 def test_browser_conversion_agrees_with_the_server_converter(editor):
     page = editor.page
-    page.evaluate("app.graph.getNodeById(5).widgets.find(w => w.name === 'steps').value = 9")
+    sampler = find_node(page, "KSampler")
+    page.evaluate("(id) => { app.graph.getNodeById(id).widgets.find(w => w.name === 'steps').value = 9; }", sampler)
     converted = page.evaluate("app.graphToPrompt()")
     server = post_json(editor.url + "/api/workflow/convert", converted["workflow"])
     assert without_meta(converted["output"]) == without_meta(server["prompt"])

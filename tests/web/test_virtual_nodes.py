@@ -122,8 +122,8 @@ def input_link(page, node_id: int, name: str):
 def test_reroute_chain_adopts_the_type_and_resolves_to_the_original_link(editor, tmp_path):
     page = editor.page
     ckpt, sampler = find_node(page, "CheckpointLoaderSimple"), find_node(page, "KSampler")
-    first = add_node_by_search(page, "Reroute", (380, 620))
-    second = add_node_by_search(page, "Reroute", (560, 620))
+    first = add_node_by_search(page, "Reroute", (1050, 620))
+    second = add_node_by_search(page, "Reroute", (1250, 620))
     assert slot_type(page, first) == "*"
     connect(page, ckpt, 0, first, 0)
     assert slot_type(page, first) == "MODEL"
@@ -162,7 +162,7 @@ def test_reroute_chain_adopts_the_type_and_resolves_to_the_original_link(editor,
 def test_primitive_node_drives_two_seeds(editor):
     page = editor.page
     first = find_node(page, "KSampler")
-    second = add_node_by_search(page, "KSampler", (800, 560))
+    second = add_node_by_search(page, "KSampler", (1050, 520))
     page.evaluate("""([a, b]) => { const s = app.graph.getNodeById(a), t = app.graph.getNodeById(b);
       for (const name of ["model", "positive", "negative", "latent_image"]) {
         const l = app.graph.links[s.inputs[s.findInputSlot(name)].link];
@@ -170,7 +170,7 @@ def test_primitive_node_drives_two_seeds(editor):
       } }""", [first, second])
     for sampler in (first, second):
         node_menu(page, sampler, "Convert seed to input")
-    prim = add_node_by_search(page, "Primitive", (380, 700))
+    prim = add_node_by_search(page, "Primitive", (1100, 880))
     assert slot_type(page, prim) == "*"
     connect(page, prim, 0, first, "model")
     assert input_link(page, first, "model") is not None and slot_type(page, prim) == "*", \
@@ -178,7 +178,7 @@ def test_primitive_node_drives_two_seeds(editor):
     connect(page, prim, 0, first, "seed")
     assert slot_type(page, prim) == "INT"
     widgets = page.evaluate("(id) => app.graph.getNodeById(id).widgets.map(w => [w.name, w.value])", prim)
-    assert widgets == [["value", 42], ["control_after_generate", "randomize"]], "it took the seed's value and control"
+    assert widgets == [["value", 42], ["control_after_generate", "fixed"]], "it took the seed's value and control"
     connect(page, prim, 0, second, "seed")
     connect(page, prim, 0, first, "cfg")   # a FLOAT input is refused: the primitive is an INT now
     assert page.evaluate("(id) => app.graph.getNodeById(id).outputs[0].links.length", prim) == 2
