@@ -24,13 +24,8 @@ class UnsafePathError(ValueError):
     """A user-supplied path would leave its root (`..`, absolute, NUL, backslash, symlink escape)."""
 
 
-def safe_join(root: str | os.PathLike, subfolder: str = "", filename: str = "") -> Path:
-    """Join user-supplied `subfolder` and `filename` under `root`, refusing any escape.
-
-    Rejects absolute parts, `..` components, NUL bytes and backslashes, then resolves symlinks
-    (realpath) and checks the result is still inside the resolved root (commonpath).
-    """
-    for part in (subfolder, filename):
+def _check_parts(*parts: object) -> None:
+    for part in parts:
         if not isinstance(part, str):
             raise UnsafePathError(f"path part must be a string, got {type(part).__name__}")
         if "\x00" in part or "\\" in part:
@@ -39,6 +34,15 @@ def safe_join(root: str | os.PathLike, subfolder: str = "", filename: str = "") 
             raise UnsafePathError(f"path {part!r} is absolute")
         if ".." in part.split("/"):
             raise UnsafePathError(f"path {part!r} contains '..'")
+
+
+def safe_join(root: str | os.PathLike, subfolder: str = "", filename: str = "") -> Path:
+    """Join user-supplied `subfolder` and `filename` under `root`, refusing any escape.
+
+    Rejects absolute parts, `..` components, NUL bytes and backslashes, then resolves symlinks
+    (realpath) and checks the result is still inside the resolved root (commonpath).
+    """
+    _check_parts(subfolder, filename)
     real_root = os.path.realpath(root)
     candidate = os.path.realpath(os.path.join(real_root, subfolder, filename))
     if os.path.commonpath([real_root, candidate]) != real_root:
@@ -113,11 +117,14 @@ class FolderPaths:
     def get_full_path(self, folder: str, name: str) -> Path | None:
         """The first existing file `name` in the folder's paths, or None; never outside them."""
         folder = LEGACY_ALIASES.get(folder, folder)
+        try:
+            _check_parts(name)  # the client's part: no '..', absolute, NUL or backslash
+        except UnsafePathError:
+            return None
         for root in self.models.get(folder, []):
-            try:
-                path = safe_join(root, "", name)
-            except UnsafePathError:
-                return None
+            # Symlinks inside a model folder were placed by its owner (one shared models folder between
+            # tools is the common set-up): follow them, as the listing does. Only the name is untrusted.
+            path = Path(root) / name
             if path.is_file():
                 return path
         return None

@@ -149,7 +149,9 @@ class NodeRunner:
 
     def _failure(self, spec: NodeSpec, exc: Exception, calls: list[dict[str, Any]]) -> NodeFailure:
         first = calls[0] if calls else {}
-        inputs = {k: short_repr(v) for k, v in first.items() if k != "ctx"}
+        # hidden inputs are never reported: they carry the prompt, or credentials from extra_data
+        hidden = spec.schema.hidden
+        inputs = {k: short_repr(v) for k, v in first.items() if k != "ctx" and k not in hidden}
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
         return NodeFailure(spec.id, spec.class_type, type(exc).__name__, str(exc), tb, inputs)
 

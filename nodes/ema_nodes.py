@@ -101,7 +101,9 @@ def resolve_checkpoint_list(text: str) -> list[Path]:
             for root in paths.models.get("checkpoints", []):
                 for match in glob.glob(str(safe_join(root)) + "/" + line, recursive=False):
                     rel = Path(match).relative_to(safe_join(root)).as_posix()
-                    found.setdefault(rel, safe_join(root, "", rel))
+                    full = paths.get_full_path("checkpoints", rel)  # follows the owner's symlinks
+                    if full is not None:
+                        found.setdefault(rel, full)
             if not found:
                 raise FileNotFoundError(f"no checkpoint matches {line!r}")
             out += [found[k] for k in sorted(found, key=_natural_key)]

@@ -61,6 +61,9 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
     if isinstance(fields, web.Response):
         return fields
     prompt_id, targets, extra, front = fields
+    requested_number = _requested_number(body.get("number"))
+    if isinstance(requested_number, web.Response):
+        return requested_number
     shape = shape_errors(prompt)
     if shape is not None:
         return web.json_response(shape, status=400)
@@ -71,7 +74,7 @@ async def post_prompt(request: web.Request) -> web.StreamResponse:
     if not report.ok:
         return web.json_response(report.response(), status=400)
     store, worker = app[STORE], app[WORKER]
-    number = _number(body.get("number"), store, front)
+    number = requested_number if requested_number is not None else store.next_number(front)
     public, secrets = split_secrets(extra)
     worker.hold(prompt_id)
     try:
@@ -141,10 +144,21 @@ def _prompt_fields(body: dict[str, Any]) -> tuple[str, list[str] | None, dict[st
     return str(prompt_id), targets, extra, body.get("front") is True
 
 
-def _number(requested: Any, store: Any, front: bool) -> float:
-    if isinstance(requested, (int, float)) and not isinstance(requested, bool) and math.isfinite(requested):
-        return requested
-    return store.next_number(front)
+def _requested_number(requested: Any) -> float | None | web.Response:
+    """The body's `number`: absent/null -> None (next in line); a finite number, or a numeric string as
+    ComfyUI's float() accepts it; anything else is a 400."""
+    if requested is None:
+        return None
+    value: Any = requested
+    if isinstance(requested, str):
+        try:
+            value = float(requested)
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return json_error(400, "invalid_number", "Invalid number",
+                          f"'number' must be a finite number, got {requested!r:.60}")
+    return value
 
 
 def _duplicate(existing: Job | None, prompt: Any) -> web.Response:

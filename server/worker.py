@@ -48,14 +48,40 @@ class FreeRequest:
     free_memory: bool = False
 
 
+REDACTED = "[secret removed]"
+
+
+def redact(data: Any, secrets: list[str]) -> Any:
+    """`data` with every occurrence of a secret value replaced, in strings at any depth."""
+    if not secrets:
+        return data
+    if isinstance(data, str):
+        for value in secrets:
+            data = data.replace(value, REDACTED)
+        return data
+    if isinstance(data, dict):
+        return {redact(k, secrets): redact(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact(v, secrets) for v in data]
+    return data
+
+
+def secret_values(secrets: dict[str, Any]) -> list[str]:
+    """The strings to scrub from everything a job records or sends (short values would mangle text)."""
+    values = {str(v) for v in secrets.values() if v is not None and len(str(v)) >= 4}
+    return sorted(values, key=len, reverse=True)
+
+
 class JobSink:
-    """The executor's EventSink for one job: forwards to the client and records history messages."""
+    """The executor's EventSink for one job: forwards to the client and records history messages.
+    Every payload is scrubbed of the job's secret values before it is recorded or sent."""
 
     def __init__(self, worker: Worker, job: Job, running: Running) -> None:
         self.worker, self.job, self.running = worker, job, running
         self.client_id = job.extra_data.get("client_id")
         self.messages: list[list[Any]] = []
-        self.terminal: list[Event] = []
+        self.terminal: list[tuple[str, Any]] = []
+        self.secrets = secret_values(worker.secrets.get(job.prompt_id, {}))
 
     def emit(self, event: Event) -> None:
         kind = event.type
@@ -67,11 +93,11 @@ class JobSink:
             if node is None:
                 return  # the worker sends the final executing{node: null} itself, after history
             self.running.node = node
-        data = _payload(event)
+        data = redact(_payload(event), self.secrets)
         if kind in RECORDED:
             self.messages.append([kind, data])
         if kind in TERMINAL:
-            self.terminal.append(event)  # held back until history is written
+            self.terminal.append((kind, data))  # held back until history is written
             return
         if hasattr(event, "sid") and hasattr(event, "payload"):  # a pack's send_sync during the run
             self.worker.hub.send_threadsafe(kind, data, event.sid)
@@ -214,10 +240,10 @@ class Worker:
         self.store.finish(job.prompt_id, status, outputs, sink.messages, meta)
         self.secrets.pop(job.prompt_id, None)
         self.current = None
-        for event in sink.terminal:  # after history: clients that react to "done" find the entry
+        for kind, data in sink.terminal:  # after history: clients that react to "done" find the entry
             # execution_interrupted goes to everyone when the prompt has no client, as in ComfyUI
-            if running.client_id or event.type == "execution_interrupted":
-                self.hub.send_threadsafe(event.type, _payload(event), running.client_id)
+            if running.client_id or kind == "execution_interrupted":
+                self.hub.send_threadsafe(kind, data, running.client_id)
         self.on_change()
         if running.client_id:
             self.hub.send_threadsafe("executing", {"node": None, "display_node": None,

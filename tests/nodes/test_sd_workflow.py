@@ -132,3 +132,27 @@ def test_text_to_image_with_the_builtin_sampler(sd_paths):
     result = Executor(registry).run(prompt, run_id="t2i")
     assert result.status == "success", result.failures
     assert len(result.outputs["9"]["images"]) == 2
+
+
+def test_a_symlinked_checkpoint_that_is_listed_also_loads(sd_paths, tmp_path_factory):
+    """Regression: a model shared by symlink (one models folder for several tools) was listed in the
+    combo but refused by the loader ('not found ... (available: shared.safetensors)')."""
+    from engine import active_paths
+
+    elsewhere = tmp_path_factory.mktemp("other-tool") / "models"
+    elsewhere.mkdir()
+    (sd_paths.base / "models" / "checkpoints" / TINY_NAME).rename(elsewhere / "real.safetensors")
+    (sd_paths.base / "models" / "checkpoints" / "shared.safetensors").symlink_to(elsewhere / "real.safetensors")
+    (sd_paths.base / "models" / "checkpoints" / "linked-dir").symlink_to(elsewhere, target_is_directory=True)
+    listed = active_paths().get_filename_list("checkpoints")
+    assert "shared.safetensors" in listed and "linked-dir/real.safetensors" in listed
+    executor = Executor(_registry())
+    for name in ("shared.safetensors", "linked-dir/real.safetensors"):
+        prompt = {"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": name}},
+                  "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["4", 1]}},
+                  "11": {"class_type": "TestShowShape", "inputs": {"value": ["6", 0]}}}
+        result = executor.run(prompt, run_id=name, sink=ListSink())
+        assert result.status == "success", result.failures
+    # names a client sends are still checked: nothing outside the folder by '..' or an absolute path
+    for bad in ("../../other-tool/models/real.safetensors", str(elsewhere / "real.safetensors"), "a\x00b"):
+        assert active_paths().get_full_path("checkpoints", bad) is None

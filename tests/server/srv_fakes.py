@@ -99,8 +99,26 @@ class Previewer:
         return {"ui": {"text": [str(value)]}, "result": ()}
 
 
+class SecretFail:
+    """A ComfyUI-style API node: hidden secret inputs, then a failure that mentions the key."""
+    NODE_NAME = "SecretFail"
+    CATEGORY = "test"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0})},
+                "hidden": {"auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG", "api_key_comfy_org": "API_KEY_COMFY_ORG"}}
+
+    def run(self, value, auth_token_comfy_org=None, api_key_comfy_org=None):
+        raise RuntimeError(f"the service refused key {api_key_comfy_org} (token {auth_token_comfy_org})")
+
+
 PREVIEW_BYTES = b"\xff\xd8\xff\xe0fake-jpeg"
-NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Spin, Show, Fail, Record, Secret, Previewer)}
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Const, Sleep, Spin, Show, Fail, Record, Secret, Previewer,
+                                                       SecretFail)}
 
 
 def make_registry() -> NodeRegistry:

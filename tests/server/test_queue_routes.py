@@ -6,7 +6,7 @@ import json
 
 import pytest
 import srv_fakes
-from srv_helpers import post_prompt, wait_done, wait_running
+from srv_helpers import events_until_done, post_prompt, wait_done, wait_running
 
 from server.state import EXECUTOR
 
@@ -269,3 +269,43 @@ async def test_workflow_shape_is_checked_with_its_json_schema_listing_every_node
     assert details["2"].startswith("2/class_type:") and details["4"].startswith("4/inputs:")
     resp = await client.post("/prompt", json={"prompt": ["not", "an", "object"]})
     assert resp.status == 400 and (await resp.json())["error"]["type"] == "invalid_prompt"
+
+
+async def test_a_failing_node_never_leaks_its_secret_inputs(client, base):
+    """Regression: execution_error carried the hidden auth token / API key in current_inputs (and the
+    node's message quoted it) into SQLite, /history, /api/jobs and the websocket."""
+    ws = await client.ws_connect("/ws?clientId=sec")
+    extra = {"client_id": "sec", "api_key_comfy_org": "sk-LEAKY-KEY-1", "auth_token_comfy_org": "LEAKY-TOKEN-2"}
+    pid = (await post_prompt(client, {"1": {"class_type": "SecretFail", "inputs": {"value": 3}}},
+                             extra_data=extra))["prompt_id"]
+    frames = await events_until_done(ws, pid)
+    await ws.close()
+    entry = await wait_done(client, pid)
+    assert entry["status"]["status_str"] == "error"
+    error = next(m for m in frames if m["type"] == "execution_error")["data"]
+    assert error["node_id"] == "1" and "refused key" in error["exception_message"]
+    assert "value" in error["current_inputs"]  # ordinary inputs are still reported
+    seen = [json.dumps(frames)]
+    seen += [await (await client.get(p)).text() for p in ("/history", f"/history/{pid}", "/api/jobs",
+                                                           f"/api/jobs/{pid}")]
+    for path in base.rglob("*"):
+        if path.is_file():
+            seen.append(path.read_bytes().decode("latin-1"))
+    for text in seen:
+        assert "LEAKY" not in text
+
+
+@pytest.mark.parametrize("number", ["x", True, [1], {"a": 1}, "nan", "inf"])
+async def test_a_non_numeric_number_is_a_400(client, number):
+    """Regression: `"number": "x"` was accepted (and silently replaced)."""
+    resp = await client.post("/prompt", json={"prompt": srv_fakes.show(1), "number": number})
+    assert resp.status == 400
+    body = await resp.json()
+    assert "number" in json.dumps(body)
+    assert (await (await client.get("/queue")).json())["queue_pending"] == []
+
+
+async def test_a_numeric_number_orders_the_queue(client):
+    pid = (await post_prompt(client, srv_fakes.show(1), number="7.5"))["prompt_id"]
+    entry = await wait_done(client, pid)
+    assert entry["prompt"][0] == 7.5
