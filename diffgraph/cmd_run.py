@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine import FolderPaths, NodeRegistry, activate_paths
+from engine import FolderPaths, NodeRegistry, activate_paths, active_paths
 from engine.events import Event
 from engine.executor import Executor
 from engine.plugins import load_builtin, load_packs
@@ -96,8 +96,11 @@ class ProgressBars:
         elif event.type == "progress":
             if self.steps is None or self.steps.total != data["max"]:
                 self._close_steps()
+                # A node that reports one step (VAE Decode, a loader) has no rate worth showing: the
+                # time between its first and only update would read as hundreds of thousands of steps/s.
+                plain = {"bar_format": "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}"} if data["max"] <= 1 else {}
                 self.steps = self._tqdm(total=data["max"], desc=f"  node {data['node']}", unit="step",
-                                        position=1, leave=False)
+                                        position=1, leave=False, **plain)
             self.steps.n = data["value"]
             self.steps.refresh()
 
@@ -126,10 +129,16 @@ def main_run(args: argparse.Namespace) -> int:
         result = executor.run(prompt, sink=bars, extra_data=extra, report=report)
     finally:
         bars.close()
-    return _print_result(result, args)
+    return _print_result(result, args, active_paths())
 
 
-def _print_result(result: Any, args: argparse.Namespace) -> int:
+def _file_path(item: dict[str, Any], paths: FolderPaths) -> str:
+    """Where an output file really is: its type's folder (--output-directory, temp, input) + subfolder."""
+    folder = paths.directory_by_type(item.get("type", "output")) or paths.output
+    return str(folder / (item.get("subfolder") or "") / item["filename"])
+
+
+def _print_result(result: Any, args: argparse.Namespace, paths: FolderPaths) -> int:
     if args.json:
         print(json.dumps({"status": result.status, "outputs": result.outputs,
                           "failures": [f.__dict__ for f in result.failures]}, indent=2, default=str))
@@ -137,9 +146,7 @@ def _print_result(result: Any, args: argparse.Namespace) -> int:
         for nid, ui in result.outputs.items():
             for item in ui.get("images", []):
                 if isinstance(item, dict) and "filename" in item:
-                    kind = item.get("type", "output")
-                    print(f"node {nid}: {kind}/{item.get('subfolder') or ''}{'/' if item.get('subfolder') else ''}"
-                          f"{item['filename']}")
+                    print(f"node {nid}: {_file_path(item, paths)}")
             other = {k: v for k, v in ui.items() if k != "images"}
             if other:
                 print(f"node {nid}: {json.dumps(other, default=str)[:500]}")

@@ -15,8 +15,8 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .workflow import NodeSpec
@@ -76,12 +76,18 @@ def compute_keys(order: Iterable[str], nodes: dict[str, NodeSpec]) -> dict[str, 
 class CacheEntry:
     outputs: list[list[Any]]
     ui: dict[str, Any] | None
-    size: int
+    size: int  # what this entry would hold alone: private bytes + every storage it references
+    private: int = 0
+    storages: dict[Hashable, int] = field(default_factory=dict)
 
 
 class OutputCache:
     """Node outputs by cache key. Policy `lru` keeps entries across runs within `budget_bytes`
-    (least recently used out first); policy `none` keeps nothing across runs. Thread-safe."""
+    (least recently used out first); policy `none` keeps nothing across runs. Thread-safe.
+
+    A storage (a tensor's memory) is counted once across the whole cache, however many entries hold
+    it: a MODEL clone that shares the checkpoint's weights costs nothing more, so it cannot push the
+    checkpoint out of the budget. `size_bytes` is private bytes + each distinct storage once."""
 
     def __init__(self, policy: str = "lru", budget_bytes: int = 4 << 30) -> None:
         if policy not in ("lru", "none"):
@@ -89,6 +95,7 @@ class OutputCache:
         self.policy = policy
         self.budget_bytes = budget_bytes
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._refs: dict[Hashable, list[int]] = {}  # storage -> [entries holding it, bytes]
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -113,29 +120,69 @@ class OutputCache:
     def put(self, key: str, outputs: list[list[Any]], ui: dict[str, Any] | None) -> None:
         if self.policy == "none":
             return
-        size = estimate_size(outputs)
+        private, storages = measure(outputs)
+        size = private + sum(storages.values())
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old.size
+                self._release(old)
             if size > self.budget_bytes:
                 return
-            self._entries[key] = CacheEntry(outputs, ui, size)
-            self._bytes += size
+            entry = self._entries[key] = CacheEntry(outputs, ui, size, private, storages)
+            self._hold(entry)
             while self._bytes > self.budget_bytes and self._entries:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.size
+                self._release(evicted)
+
+    def _hold(self, entry: CacheEntry) -> None:
+        self._bytes += entry.private
+        for sid, nbytes in entry.storages.items():
+            ref = self._refs.get(sid)
+            if ref is None:
+                self._refs[sid] = [1, nbytes]
+                self._bytes += nbytes
+            else:
+                ref[0] += 1
+
+    def _release(self, entry: CacheEntry) -> None:
+        self._bytes -= entry.private
+        for sid in entry.storages:
+            ref = self._refs[sid]
+            ref[0] -= 1
+            if ref[0] == 0:
+                del self._refs[sid]
+                self._bytes -= ref[1]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._refs.clear()
             self._bytes = 0
+
+
+# An object may say which storages it holds by defining `__cache_storages__(self)`, returning
+# (identity, bytes) pairs; the walk then trusts it instead of descending into its attributes. The nodes
+# package gives its MODEL/CLIP/VAE objects one (their modules' parameters and buffers); a bare tensor is
+# recognised by its `untyped_storage()`. Both use the identity (device string, storage address), so a
+# weight held by a model and the same tensor seen bare are one storage.
+STORAGES_HOOK = "__cache_storages__"
+
+
+def storage_identity(device: Any, address: int) -> tuple[str, str, int]:
+    return ("storage", str(device), int(address))
 
 
 def estimate_size(value: Any, limit: int = 200_000) -> int:
     """Bytes held by a value: tensors by their storage (each storage counted once), arrays by nbytes,
     containers and plain objects walked iteratively (at most `limit` objects)."""
+    private, storages = measure(value, limit)
+    return private + sum(storages.values())
+
+
+def measure(value: Any, limit: int = 200_000) -> tuple[int, dict[Hashable, int]]:
+    """(bytes held privately, {storage identity: bytes}) for a value, walked iteratively."""
     seen: set[int] = set()
+    storages: dict[Hashable, int] = {}
     total = 0
     stack = [value]
     visited = 0
@@ -145,26 +192,28 @@ def estimate_size(value: Any, limit: int = 200_000) -> int:
             continue
         seen.add(id(obj))
         visited += 1
-        total += _leaf_size(obj, seen, stack)
-    return total
+        total += _leaf_size(obj, storages, stack)
+    return total, storages
 
 
-def _leaf_size(obj: Any, seen: set[int], stack: list[Any]) -> int:
+def _leaf_size(obj: Any, storages: dict[Hashable, int], stack: list[Any]) -> int:
     if obj is None or isinstance(obj, (bool, int, float)):
         return 0
     if isinstance(obj, (str, bytes, bytearray)):
         return len(obj)
+    hook = getattr(type(obj), STORAGES_HOOK, None)
+    if callable(hook):
+        storages.update(hook(obj))
+        return 0
     storage = getattr(obj, "untyped_storage", None)
     if callable(storage) and hasattr(obj, "shape"):  # a torch tensor, counted by its storage
         try:
             st = storage()
-            key = ("storage", st.data_ptr())
-            if hash(key) in seen:
-                return 0
-            seen.add(hash(key))
-            return int(st.nbytes())
+            if str(st.device) != "meta":  # shapes only, no memory
+                storages[storage_identity(st.device, st.data_ptr())] = int(st.nbytes())
         except Exception:  # meta tensors and friends have no real storage
-            return 0
+            pass
+        return 0
     nbytes = getattr(obj, "nbytes", None)
     if isinstance(nbytes, int):
         return nbytes

@@ -8,6 +8,8 @@ before each node and at every progress report.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -83,7 +85,39 @@ class Executor:
     def run(self, prompt: Any, run_id: str | None = None, sink: EventSink | None = None,
             targets: list[str] | None = None, extra_data: dict[str, Any] | None = None,
             cancel: CancelToken | None = None, report: ValidationReport | None = None) -> RunResult:
-        """Validate (unless `report` is given) and run a workflow; never raises for node errors."""
+        """Validate (unless `report` is given) and run a workflow; never raises for node errors.
+
+        Blocks until the run ends. It works from any thread: where this thread already runs an event loop
+        (a notebook, an async application, a plugin's async route) the run gets its own loop on a helper
+        thread, since a loop cannot be nested. Async code should `await run_async(...)` instead, which
+        leaves the caller's loop free while nodes work.
+        """
+        args = (prompt, run_id, sink, targets, extra_data, cancel, report)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._run_blocking(*args)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="diffgraph-run") as pool:
+            return pool.submit(contextvars.copy_context().run, self._run_blocking, *args).result()
+
+    async def run_async(self, prompt: Any, run_id: str | None = None, sink: EventSink | None = None,
+                        targets: list[str] | None = None, extra_data: dict[str, Any] | None = None,
+                        cancel: CancelToken | None = None, report: ValidationReport | None = None) -> RunResult:
+        """`run` for async callers: the run happens on a worker thread (with its own event loop), so the
+        caller's loop keeps serving while a model samples. Cancelling the awaiting task cancels the run."""
+        token = cancel or CancelToken()
+        future = asyncio.ensure_future(asyncio.to_thread(
+            self._run_blocking, prompt, run_id, sink, targets, extra_data, token, report))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
+
+    def _run_blocking(self, prompt: Any, run_id: str | None, sink: EventSink | None, targets: list[str] | None,
+                      extra_data: dict[str, Any] | None, cancel: CancelToken | None,
+                      report: ValidationReport | None) -> RunResult:
+        """One run on a fresh event loop in this thread (which must not be running one)."""
         run_id = run_id or uuid.uuid4().hex
         report = report or self.validate(prompt, targets)
         if not report.ok or report.workflow is None:

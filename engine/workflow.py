@@ -6,6 +6,7 @@ ready for the executor (constants coerced, links resolved) and whose `response()
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 from dataclasses import dataclass, field
 from graphlib import CycleError
@@ -94,9 +95,13 @@ class ValidationReport:
     def text(self) -> str:
         """Every problem, one per line, for terminals."""
         lines = [f"{self.error['message']}: {self.error['details']}".rstrip(": ")] if self.error else []
+        listed = {err["message"] for entry in self.node_errors.values() for err in entry["errors"]}
+        if self.error and self.error["message"] in listed:
+            lines = []  # the same problem is printed under its node below
         for nid, entry in self.node_errors.items():
             for err in entry["errors"]:
-                lines.append(f"  node {nid} ({entry['class_type']}): {err['message']}: {err['details']}")
+                sep = " " if err["message"].endswith(".") else ": "
+                lines.append(f"  node {nid} ({entry['class_type']}): {err['message']}{sep}{err['details']}".rstrip())
         return "\n".join(lines)
 
 
@@ -113,8 +118,11 @@ def validate_prompt(prompt: Any, registry: NodeRegistry, targets: list[str] | No
                          f"a workflow must be a JSON object of nodes, got {type(prompt).__name__}")
         return ValidationReport(None, [], [], err, {})
     issues: list[WorkflowIssue] = _shape_issues(prompt, snap)
-    if issues:
-        return _report_invalid_prompt(prompt, issues)
+    unknown = [i for i in issues if i.code == "unknown_class_type"]
+    if len(unknown) < len(issues):
+        return _report_invalid_prompt(prompt, [_as_invalid_prompt(i) for i in issues])
+    if unknown:
+        return _report_unknown_classes(prompt, registry, targets, snap, unknown)
     nodes = {str(nid): NodeSpec(str(nid), node["class_type"], snap.get(node["class_type"]))
              for nid, node in prompt.items()}
     outputs = [nid for nid, spec in nodes.items() if spec.schema.output_node]
@@ -154,13 +162,51 @@ def _shape_issues(prompt: dict[str, Any], snap: SchemaSnapshot) -> list[Workflow
             issues.append(WorkflowIssue(str(nid), None, "invalid_prompt", "Invalid prompt",
                                         f"node {nid!r} has no class_type; cannot execute it"))
         elif node["class_type"] not in snap:
-            issues.append(WorkflowIssue(str(nid), None, "invalid_prompt",
-                                        f"Cannot execute because node {node['class_type']} does not exist.",
-                                        f"Node ID '#{nid}': unknown class_type {node['class_type']!r}"))
+            issues.append(_unknown_class_issue(str(nid), node["class_type"], snap))
         elif not isinstance(node.get("inputs", {}), dict):
             issues.append(WorkflowIssue(str(nid), None, "invalid_prompt", "Invalid prompt",
                                         f"node {nid!r}: inputs must be an object"))
     return issues
+
+
+def _unknown_class_issue(nid: str, class_type: str, snap: SchemaSnapshot) -> WorkflowIssue:
+    """ComfyUI's message for an unknown class, with the nearest registered names as a suggestion.
+
+    Coded `unknown_class_type` only while validating; reported as ComfyUI's `invalid_prompt`."""
+    close = difflib.get_close_matches(class_type, snap.registry.names(), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return WorkflowIssue(nid, None, "unknown_class_type", f"Cannot execute because node {class_type} does not exist.",
+                         f"Node ID '#{nid}': {class_type!r} is not a registered node type{hint}")
+
+
+def _as_invalid_prompt(issue: WorkflowIssue) -> WorkflowIssue:
+    if issue.code != "unknown_class_type":
+        return issue
+    return WorkflowIssue(issue.node_id, issue.input, "invalid_prompt", issue.message, issue.details, issue.extra_info)
+
+
+def _report_unknown_classes(prompt: dict[str, Any], registry: NodeRegistry, targets: list[str] | None,
+                            snap: SchemaSnapshot, unknown: list[WorkflowIssue]) -> ValidationReport:
+    """Unknown node types make the prompt invalid (ComfyUI's `invalid_prompt`), but the rest of the graph
+    is still validated so every problem is reported at once; links into unknown nodes are not errors."""
+    missing = {i.node_id for i in unknown}
+    by_id = {str(nid): node for nid, node in prompt.items()}
+    known = {nid: node for nid, node in by_id.items() if nid not in missing}
+    if targets is None:  # the known outputs, and what feeds the unknown nodes (it would run for them)
+        feeding = [str(v[0]) for i in unknown for v in (by_id[i.node_id].get("inputs") or {}).values()
+                   if is_link(v) and str(v[0]) in known]
+        targets = [nid for nid, node in known.items() if snap.get(node["class_type"]).output_node] + feeding
+    kept = list(dict.fromkeys(str(t) for t in targets if str(t) not in missing))
+    rest = validate_prompt(known, registry, kept, snap) if known and kept else None
+    issues = [_as_invalid_prompt(i) for i in unknown]
+    report = _report_invalid_prompt(prompt, issues)
+    for nid, entry in (rest.node_errors if rest else {}).items():
+        errors = [e for e in entry["errors"]
+                  if str((e["extra_info"].get("linked_node") or [None])[0]) not in missing]
+        if errors:
+            report.node_errors[nid] = {**entry, "errors": errors}
+            report.issues.extend(i for i in rest.issues if i.node_id == nid and i.to_dict() in errors)
+    return report
 
 
 def _report_invalid_prompt(prompt: dict[str, Any], issues: list[WorkflowIssue]) -> ValidationReport:

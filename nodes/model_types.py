@@ -10,6 +10,23 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.cache import measure, storage_identity
+
+
+def held_storages(*values: Any) -> dict[Any, int]:
+    """The output cache's `__cache_storages__` hook: every parameter and buffer storage of the torch
+    modules among `values` (other values are measured as the cache would), each once, by identity."""
+    out: dict[Any, int] = {}
+    for value in values:
+        if hasattr(value, "parameters") and hasattr(value, "buffers"):
+            for tensor in (*value.parameters(), *value.buffers()):
+                st = tensor.untyped_storage()
+                if str(st.device) != "meta":
+                    out[storage_identity(st.device, st.data_ptr())] = int(st.nbytes())
+        elif value is not None:
+            out.update(measure(value)[1])
+    return out
+
 
 @dataclass
 class DiffusionModel:
@@ -47,6 +64,9 @@ class DiffusionModel:
     def clone(self) -> DiffusionModel:
         return replace(self, options=copy.copy(self.options))
 
+    def __cache_storages__(self) -> dict[Any, int]:
+        return held_storages(self.unet, self.options)
+
     def with_option(self, key: str, value: Any) -> DiffusionModel:
         out = self.clone()
         out.options[key] = value
@@ -69,6 +89,9 @@ class ClipModel:
     def clone(self) -> ClipModel:
         return replace(self, options=copy.copy(self.options))
 
+    def __cache_storages__(self) -> dict[Any, int]:
+        return held_storages(self.text_encoder, self.options)
+
 
 @dataclass
 class VaeModel:
@@ -87,3 +110,6 @@ class VaeModel:
 
     def clone(self) -> VaeModel:
         return replace(self)
+
+    def __cache_storages__(self) -> dict[Any, int]:
+        return held_storages(self.vae)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything Diffgraph needs in ./.venv (idempotent): Python deps pinned in pyproject.toml,
-# the CPU build of torch where there is no GPU, and the web editor's npm packages.
+# torch==2.13.0, and the web editor's npm packages.
+# torch: pip installs the torch==2.13.0 wheel your pip configuration resolves to. Where there is no NVIDIA
+# GPU (no nvidia-smi) and DIFFGRAPH_TORCH_INDEX is set (to PyTorch's CPU wheel index, or a local mirror
+# of it), torch comes from that index only: the CPU build. Without it the script says which build it got.
 # Usage: scripts/setup.sh [--test]   (--test also installs the test extra and Chromium)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +16,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip >/dev/null
-# torch first and pinned: an unpinned torch (or one pulled in by accelerate) would be a multi-GB CUDA
-# build. Where a CPU wheel of this exact version is provided locally, pip takes it.
+# torch first and pinned: an unpinned torch (or one pulled in by accelerate) could be another multi-GB build.
 if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
-  "$VPY" -m pip install -q "torch==2.13.0"
+  if ! command -v nvidia-smi >/dev/null && [ -n "${DIFFGRAPH_TORCH_INDEX:-}" ]; then
+    "$VPY" -m pip install -q "torch==2.13.0" --index-url "$DIFFGRAPH_TORCH_INDEX"
+  else
+    "$VPY" -m pip install -q "torch==2.13.0"
+  fi
+fi
+build=$("$VPY" -c "import torch; print('CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU')" 2>/dev/null || echo "?")
+echo "torch 2.13.0: the $build build"
+if [ "$build" != CPU ] && ! command -v nvidia-smi >/dev/null; then
+  echo "note: no NVIDIA GPU found but torch is the $build build; for the smaller CPU build remove .venv and" \
+       "rerun with DIFFGRAPH_TORCH_INDEX set to PyTorch's CPU wheel index" >&2
 fi
 extra=""
 [ $want_test = 1 ] && extra="[test]"

@@ -28,6 +28,17 @@ class CliShow:
         if value == 13:
             raise RuntimeError("unlucky number")
         return {"ui": {"text": [f"value={value}"]}}
+
+@node("CliSaveText", category="test", output_node=True)
+class CliSaveText:
+    inputs = (Input("value", INT),)
+    outputs = ()
+    def run(self, value):
+        from engine import active_paths
+        folder = active_paths().output / "cli"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "value.txt").write_text(str(value))
+        return {"ui": {"images": [{"filename": "value.txt", "subfolder": "cli", "type": "output"}]}}
 '''
 
 
@@ -81,3 +92,35 @@ def test_validate_lists_every_problem(base):
     proc = run_cli("validate", str(path), base=base)
     assert proc.returncode == 1
     assert "n: 0 is below the minimum 1" in proc.stdout and "value is required but missing" in proc.stdout
+
+
+def test_run_prints_where_files_really_are_with_output_directory(base, tmp_path):
+    path = base / "save.json"
+    path.write_text(json.dumps({"1": {"class_type": "CliCount", "inputs": {"n": 2}},
+                                "2": {"class_type": "CliSaveText", "inputs": {"value": ["1", 0]}}}))
+    out = tmp_path / "elsewhere"
+    proc = run_cli("run", str(path), "--output-directory", str(out), base=base)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("node 2: ")]
+    printed = Path(line.removeprefix("node 2: "))
+    assert printed == out / "cli" / "value.txt" and printed.read_text() == "2"
+
+
+def test_a_node_with_a_single_step_shows_no_rate(base):
+    proc = run_cli("run", str(write(base, "one.json", 1)), base=base)
+    assert proc.returncode == 0, proc.stderr
+    assert "node 1" in proc.stderr and "1/1" in proc.stderr  # its step bar was drawn
+    assert "step/s" not in proc.stderr and "s/step" not in proc.stderr
+
+
+def test_validate_reports_an_unknown_class_once_with_a_suggestion_and_every_other_problem(base):
+    path = base / "typo.json"
+    path.write_text(json.dumps({"1": {"class_type": "CliCount", "inputs": {"n": 0}},
+                                "2": {"class_type": "CliShw", "inputs": {"value": ["1", 0]}},
+                                "3": {"class_type": "CliShow", "inputs": {}}}))
+    proc = run_cli("validate", str(path), base=base)
+    assert proc.returncode == 1
+    assert proc.stdout.count("CliShw does not exist") == 1, proc.stdout
+    assert "did you mean CliShow" in proc.stdout
+    assert "n: 0 is below the minimum 1" in proc.stdout and "value is required but missing" in proc.stdout
+    assert ".:" not in proc.stdout

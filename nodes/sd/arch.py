@@ -18,9 +18,12 @@ from .safetensors_io import CheckpointError
 
 Shapes = Mapping[str, tuple[int, ...]]
 
+# The published SD1.x scheduler config (a PNDMScheduler's, as diffusers' SD1.5 pipeline ships it): every key
+# matters once a user swaps schedulers with from_config. Without skip_prk_steps, PNDM runs its Runge-Kutta
+# warm-up; without clip_sample False, DDIM clips x0.
 SD1_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
                  "beta_schedule": "scaled_linear", "prediction_type": "epsilon", "clip_sample": False,
-                 "set_alpha_to_one": False, "steps_offset": 1}
+                 "set_alpha_to_one": False, "steps_offset": 1, "skip_prk_steps": True, "trained_betas": None}
 SD1_UNET_HEADS = 8  # SD1's num_heads (diffusers calls it attention_head_dim); not visible in shapes
 NORM_GROUPS = 32
 SD1_VAE_SCALE = 0.18215

@@ -170,8 +170,8 @@ def test_send_sync_goes_to_the_bound_server_when_there_is_one(installation):
     try:
         prompt = {"1": {"class_type": "ComfyStyleModelInfo", "inputs": {"ckpt_name": "tiny.safetensors",
                                                                         "steps": 1}},
-                  "2": {"class_type": "ComfyStyleSaveText",
-                    "inputs": {"text": ["1", 0], "filename_prefix": "comfy_style/info"}}}
+                  "2": {"class_type": "ComfyStyleSaveText",  # its own prefix: tests run in any order
+                        "inputs": {"text": ["1", 0], "filename_prefix": "comfy_style/sync"}}}
         result = Executor(registry).run(prompt, run_id="p3", extra_data={"client_id": "client-9"})
     finally:
         server.unbind()

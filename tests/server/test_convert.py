@@ -1,20 +1,13 @@
-"""engine.convert: UI-format -> API-format, checked against ComfyUI's own exports and synthetic graphs."""
+"""engine.convert: UI-format -> API-format, checked against our own pairs, ComfyUI's exports and synthetic graphs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from engine.convert import ConversionError, convert_workflow, mapping_node_info, registry_node_info
 from tests.server import comfy_like_nodes
-
-PAIRS = Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
-NAMES = sorted(p.name.removesuffix(".ui.json") for p in PAIRS.glob("*.ui.json"))
-# The frontend serialised the upload button of LoadImage; no backend input has that name.
-UI_ONLY_INPUTS = {"choose file to upload"}
-# inpaint.api.json predates VAEEncodeForInpaint.grow_mask_by; its UI twin converts with the default.
-DRIFT = {("inpaint", "26"): {"grow_mask_by": 6}}
+from tests.workflow_pairs import OWN, SHARED, expected_inputs, load_pair, names, needs_shared, pair_params
 
 
 @pytest.fixture(scope="module")
@@ -22,43 +15,55 @@ def info():
     return registry_node_info(comfy_like_nodes.registry())
 
 
+@needs_shared
 def test_every_shared_pair_is_present():
-    assert len(NAMES) == 10, NAMES
+    assert len(names(SHARED)) == 10, names(SHARED)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_ui_workflow_converts_to_its_api_twin(name, info):
-    ui = json.loads((PAIRS / f"{name}.ui.json").read_text())
-    api = json.loads((PAIRS / f"{name}.api.json").read_text())
+def test_our_pairs_cover_the_conversion_traps():
+    assert names(OWN) == ["own_legacy_seed_control", "own_primitives_and_notes", "own_stale_inpaint"]
+
+
+@pytest.mark.parametrize(("folder", "name"), pair_params())
+def test_ui_workflow_converts_to_its_api_twin(folder, name, info):
+    ui, api = load_pair(folder, name)
     got = convert_workflow(ui, info).prompt
     assert sorted(got, key=int) == sorted(api, key=int)
-    for nid, node in api.items():
-        want = {k: v for k, v in node["inputs"].items() if k not in UI_ONLY_INPUTS}
-        want.update(DRIFT.get((name, nid), {}))
-        assert got[nid]["class_type"] == node["class_type"]
-        assert got[nid]["inputs"] == want, (nid, node["class_type"])
+    want = expected_inputs(name, api)
+    for nid in api:
+        assert {"class_type": got[nid]["class_type"], "inputs": got[nid]["inputs"]} == want[nid], nid
         assert "title" in got[nid]["_meta"]
 
 
-def test_boolean_control_marker_is_not_read_as_steps(info):
-    # comfy-cli 1.23 turned this 2023 export into `steps: true, cfg: 20`.
-    ui = json.loads((PAIRS / "txt2img_embedding.ui.json").read_text())
-    ks = convert_workflow(ui, info).prompt["3"]["inputs"]
-    assert (ks["seed"], ks["steps"], ks["cfg"], ks["sampler_name"]) == (193694018275622, 20, 8, "uni_pc_bh2")
+@pytest.mark.parametrize(("folder", "name", "sampler", "expected"), [
+    (OWN, "own_legacy_seed_control", "3", (987654321012, 12, 6.5, "euler_ancestral")),
+    pytest.param(SHARED, "txt2img_embedding", "3", (193694018275622, 20, 8, "uni_pc_bh2"), marks=needs_shared)])
+def test_boolean_control_marker_is_not_read_as_steps(folder, name, sampler, expected, info):
+    # comfy-cli 1.23 turned the 2023 export txt2img_embedding into `steps: true, cfg: 20`.
+    ui, _ = load_pair(folder, name)
+    ks = convert_workflow(ui, info).prompt[sampler]["inputs"]
+    assert (ks["seed"], ks["steps"], ks["cfg"], ks["sampler_name"]) == expected
 
 
-def test_primitive_and_note_nodes_are_dropped_and_primitive_values_inlined(info):
-    ui = json.loads((PAIRS / "sdxl_base_refiner.ui.json").read_text())
+@pytest.mark.parametrize(("folder", "name", "counts", "first", "second"), [
+    (OWN, "own_primitives_and_notes", (12, 8), "10", "11"),
+    pytest.param(SHARED, "sdxl_base_refiner", (19, 11), "10", "11", marks=needs_shared)])
+def test_primitive_and_note_nodes_are_dropped_and_primitive_values_inlined(folder, name, counts, first, second, info):
+    ui, api = load_pair(folder, name)
     got = convert_workflow(ui, info).prompt
-    assert len(ui["nodes"]) == 19 and len(got) == 11
-    assert {n["class_type"] for n in got.values()}.isdisjoint({"Note", "PrimitiveNode"})
-    assert got["10"]["inputs"]["end_at_step"] == 20 and got["11"]["inputs"]["start_at_step"] == 20
+    assert (len(ui["nodes"]), len(got)) == counts
+    assert {n["class_type"] for n in got.values()}.isdisjoint({"Note", "MarkdownNote", "PrimitiveNode"})
+    handover = api[first]["inputs"]["end_at_step"]
+    assert got[first]["inputs"]["end_at_step"] == handover and got[second]["inputs"]["start_at_step"] == handover
+    assert got[first]["inputs"]["steps"] == got[second]["inputs"]["steps"] == api[first]["inputs"]["steps"]
 
 
-def test_object_info_dump_works_like_a_registry():
+@pytest.mark.parametrize(("folder", "name"), [(OWN, "own_primitives_and_notes"),
+                                               pytest.param(SHARED, "lora_multiple", marks=needs_shared)])
+def test_object_info_dump_works_like_a_registry(folder, name):
     reg = comfy_like_nodes.registry()
     dump = json.loads(json.dumps(reg.object_info()))  # what GET /object_info returns
-    ui = json.loads((PAIRS / "lora_multiple.ui.json").read_text())
+    ui, _ = load_pair(folder, name)
     assert convert_workflow(ui, mapping_node_info(dump)).prompt == \
         convert_workflow(ui, registry_node_info(reg)).prompt
 

@@ -19,10 +19,10 @@ from server.app import ROUTES, create_app
 from server.compat import PromptServer
 from server.config import ServerConfig, add_arguments
 from server.state import PATHS
+from tests.workflow_pairs import OWN, load_pair
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
-PAIRS = REPO.parent / "shared" / "workflows-comfyui"
 
 
 async def test_object_info_lists_every_node_and_one_by_name(client):
@@ -111,8 +111,7 @@ async def test_convert_route_turns_ui_workflows_into_prompts(base):
     sys.path.insert(0, str(Path(__file__).parent))
     import comfy_like_nodes
     app = create_app(make_config(base), comfy_like_nodes.registry())
-    ui = json.loads((PAIRS / "txt2img_embedding.ui.json").read_text())
-    api = json.loads((PAIRS / "txt2img_embedding.api.json").read_text())
+    ui, api = load_pair(OWN, "own_legacy_seed_control")
     async with TestClient(TestServer(app)) as c:
         for body in (ui, {"workflow": ui}):
             res = await c.post("/api/workflow/convert", json=body)
@@ -176,13 +175,14 @@ def test_cli_convert_with_an_object_info_dump(tmp_path):
     dump = tmp_path / "object_info.json"
     dump.write_text(json.dumps(comfy_like_nodes.registry().object_info()))
     out = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, "-m", "diffgraph", "convert", str(PAIRS / "img2img.ui.json"),
+    proc = subprocess.run([sys.executable, "-m", "diffgraph", "convert", str(OWN / "own_stale_inpaint.ui.json"),
                            "--object-info", str(dump), "-o", str(out)], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(out.read_text())
-    api = json.loads((PAIRS / "img2img.api.json").read_text())
+    _, api = load_pair(OWN, "own_stale_inpaint")
     assert got["3"]["inputs"] == api["3"]["inputs"] and got.keys() == api.keys()
+    assert got["26"]["inputs"]["grow_mask_by"] == 6 and "choose file to upload" not in got["20"]["inputs"]
     proc = subprocess.run([sys.executable, "-m", "diffgraph", "convert", str(dump), "--object-info", str(dump)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "not a UI-format workflow" in proc.stderr

@@ -100,8 +100,11 @@ def server(tmp_path_factory):
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium under Playwright's sync API, one per test module: that API keeps an event loop marked as
+    running in this thread while it is started, so it is stopped after each module and the async tests
+    that follow (in any order, `pytest --random-order`) can start their own loops."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run web/setup.sh --test (Debian's chromium package)")
     with sync_playwright() as p:

@@ -36,7 +36,7 @@ def test_page_loads_without_console_errors_and_lists_builtin_nodes(editor):
     ksampler = page.locator("#library .lib-node[data-type=KSampler]")
     assert "Denoises a latent" in ksampler.get_attribute("title")
     editor.shot("01-default-workflow")
-    # The default workflow takes the checkpoint from the loader's first option.
+    # The default workflow (workflows/default.ui.json) names the bundled checkpoint.
     ckpt = find_node(page, "CheckpointLoaderSimple")
     assert widget_value(page, ckpt, "ckpt_name") == "diffgraph-shapes.safetensors"
     assert page.evaluate("window.__extensionSetup") is True, "the pack's web extension ran its setup hook"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
+import pytest
 from web_ui import (
     add_node_by_search,
     connect,
@@ -19,6 +19,8 @@ from web_ui import (
     widget_screen,
     widget_value,
 )
+
+from tests.workflow_pairs import OWN, SHARED, needs_shared
 
 
 def queue_and_wait_idle(page) -> None:
@@ -191,9 +193,6 @@ def test_queue_panel_cancels_a_pending_prompt_and_interrupt_stops_the_running_on
     assert editor.api(f"/api/history/{cancelled}") == {}, "the cancelled prompt never ran"
 
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
-
-
 def post_json(url: str, body) -> dict:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as res:
@@ -206,18 +205,20 @@ def without_meta(prompt: dict) -> dict:
 
 def test_browser_conversion_agrees_with_the_server_converter(editor):
     page = editor.page
-    page.evaluate("app.graph.getNodeById(5).widgets.find(w => w.name === 'steps').value = 9")
+    sampler = find_node(page, "KSampler")
+    page.evaluate("(id) => { app.graph.getNodeById(id).widgets.find(w => w.name === 'steps').value = 9; }", sampler)
     converted = page.evaluate("app.graphToPrompt()")
     server = post_json(editor.url + "/api/workflow/convert", converted["workflow"])
     assert without_meta(converted["output"]) == without_meta(server["prompt"])
 
 
-def test_comfyui_export_with_legacy_seed_control_loads_and_converts_like_its_api_twin(editor):
+@pytest.mark.parametrize(("folder", "name"), [
+    (OWN, "own_legacy_seed_control"), pytest.param(SHARED, "txt2img_embedding", marks=needs_shared)])
+def test_comfyui_export_with_legacy_seed_control_loads_and_converts_like_its_api_twin(editor, folder, name):
     page = editor.page
-    ui = SHARED / "txt2img_embedding.ui.json"
-    page.set_input_files("#file-input", str(ui))
+    page.set_input_files("#file-input", str(folder / f"{name}.ui.json"))
     page.wait_for_function("app.graph._nodes.length === 7 && app.graph._nodes.some(n => n.comfyClass === 'KSampler')")
-    expected = json.loads((SHARED / "txt2img_embedding.api.json").read_text())
+    expected = json.loads((folder / f"{name}.api.json").read_text())
     assert without_meta(page.evaluate("app.graphToPrompt().output")) == without_meta(expected)
     assert editor.errors == []
 

@@ -23,26 +23,17 @@ from web_ui import (
     widget_value,
 )
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
-NAMES = sorted(p.name.removesuffix(".ui.json") for p in SHARED.glob("*.ui.json"))
-# The frontend serialised LoadImage's upload button into old API exports; no backend input has that name.
-UI_ONLY_INPUTS = {"choose file to upload"}
-# inpaint.api.json predates VAEEncodeForInpaint.grow_mask_by; its UI twin converts with the default.
-DRIFT = {("inpaint", "26"): {"grow_mask_by": 6}}
+from tests.workflow_pairs import OWN, SHARED, expected_inputs, load_pair, names, needs_shared, pair_params
 
 
 def without_meta(prompt: dict) -> dict:
     return {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in prompt.items()}
 
 
-def load(name: str) -> dict:
-    return json.loads((SHARED / f"{name}.ui.json").read_text())
-
-
-def open_shared(editor, name: str) -> dict:
-    ui = load(name)
-    open_workflow_file(editor.page, SHARED / f"{name}.ui.json", len(ui["nodes"]))
-    return ui
+def open_pair(editor, folder: Path, name: str) -> tuple[dict, dict]:
+    ui, api = load_pair(folder, name)
+    open_workflow_file(editor.page, folder / f"{name}.ui.json", len(ui["nodes"]))
+    return ui, api
 
 
 def browser_prompt(page) -> dict:
@@ -53,14 +44,15 @@ def server_convert(editor, workflow: dict) -> dict:
     return post_json(editor.url + "/api/workflow/convert", workflow)["prompt"]
 
 
+@needs_shared
 def test_every_shared_workflow_is_here():
-    assert len(NAMES) == 10, NAMES
+    assert len(names(SHARED)) == 10, names(SHARED)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_comfyui_workflow_opens_and_converts_like_the_server(editor, name):
+@pytest.mark.parametrize(("folder", "name"), pair_params())
+def test_comfyui_workflow_opens_and_converts_like_the_server(editor, folder, name):
     page = editor.page
-    ui = open_shared(editor, name)
+    ui, twin = open_pair(editor, folder, name)
     assert page.evaluate("app.graph._nodes.filter(n => n.has_errors).map(n => n.type)") == []
     toasts = page.locator("#toasts .toast").all_inner_texts()
     assert not [t for t in toasts if "Missing" in t], toasts
@@ -71,11 +63,7 @@ def test_comfyui_workflow_opens_and_converts_like_the_server(editor, name):
     # What the editor would save converts to the same prompt again.
     assert without_meta(server_convert(editor, got["workflow"])) == expected
     # And both are ComfyUI's own export of the same graph.
-    twin = json.loads((SHARED / f"{name}.api.json").read_text())
-    want = {nid: {"class_type": n["class_type"],
-                  "inputs": {**{k: v for k, v in n["inputs"].items() if k not in UI_ONLY_INPUTS},
-                             **DRIFT.get((name, nid), {})}} for nid, n in twin.items()}
-    assert expected == want
+    assert expected == expected_inputs(name, twin)
     assert editor.errors == []
 
 
@@ -84,9 +72,10 @@ def note_text(page, node_id: int):
     return loc.is_visible(), loc.input_value()
 
 
+@needs_shared
 def test_notes_show_their_text_and_stay_out_of_the_prompt(editor):
     page = editor.page
-    ui = open_shared(editor, "sdxl_base_refiner")
+    ui, _ = open_pair(editor, SHARED, "sdxl_base_refiner")
     page.evaluate("app.fitView(); app.canvas.setDirty(true, true)")
     page.wait_for_timeout(100)
     editor.shot("20-sdxl-base-refiner")
@@ -133,8 +122,8 @@ def input_link(page, node_id: int, name: str):
 def test_reroute_chain_adopts_the_type_and_resolves_to_the_original_link(editor, tmp_path):
     page = editor.page
     ckpt, sampler = find_node(page, "CheckpointLoaderSimple"), find_node(page, "KSampler")
-    first = add_node_by_search(page, "Reroute", (380, 620))
-    second = add_node_by_search(page, "Reroute", (560, 620))
+    first = add_node_by_search(page, "Reroute", (1050, 620))
+    second = add_node_by_search(page, "Reroute", (1250, 620))
     assert slot_type(page, first) == "*"
     connect(page, ckpt, 0, first, 0)
     assert slot_type(page, first) == "MODEL"
@@ -173,7 +162,7 @@ def test_reroute_chain_adopts_the_type_and_resolves_to_the_original_link(editor,
 def test_primitive_node_drives_two_seeds(editor):
     page = editor.page
     first = find_node(page, "KSampler")
-    second = add_node_by_search(page, "KSampler", (800, 560))
+    second = add_node_by_search(page, "KSampler", (1050, 520))
     page.evaluate("""([a, b]) => { const s = app.graph.getNodeById(a), t = app.graph.getNodeById(b);
       for (const name of ["model", "positive", "negative", "latent_image"]) {
         const l = app.graph.links[s.inputs[s.findInputSlot(name)].link];
@@ -181,7 +170,7 @@ def test_primitive_node_drives_two_seeds(editor):
       } }""", [first, second])
     for sampler in (first, second):
         node_menu(page, sampler, "Convert seed to input")
-    prim = add_node_by_search(page, "Primitive", (380, 700))
+    prim = add_node_by_search(page, "Primitive", (1100, 880))
     assert slot_type(page, prim) == "*"
     connect(page, prim, 0, first, "model")
     assert input_link(page, first, "model") is not None and slot_type(page, prim) == "*", \
@@ -189,7 +178,7 @@ def test_primitive_node_drives_two_seeds(editor):
     connect(page, prim, 0, first, "seed")
     assert slot_type(page, prim) == "INT"
     widgets = page.evaluate("(id) => app.graph.getNodeById(id).widgets.map(w => [w.name, w.value])", prim)
-    assert widgets == [["value", 42], ["control_after_generate", "randomize"]], "it took the seed's value and control"
+    assert widgets == [["value", 42], ["control_after_generate", "fixed"]], "it took the seed's value and control"
     connect(page, prim, 0, second, "seed")
     connect(page, prim, 0, first, "cfg")   # a FLOAT input is refused: the primitive is an INT now
     assert page.evaluate("(id) => app.graph.getNodeById(id).outputs[0].links.length", prim) == 2
@@ -213,9 +202,12 @@ def test_primitive_node_drives_two_seeds(editor):
     assert editor.errors == []
 
 
-def test_sdxl_workflow_queues_the_converted_prompt_and_runs(editor):
+@pytest.mark.parametrize(("folder", "name", "steps", "handover", "saver"), [
+    (OWN, "own_primitives_and_notes", 30, 24, 13),
+    pytest.param(SHARED, "sdxl_base_refiner", 25, 20, 19, marks=needs_shared)])
+def test_sdxl_workflow_queues_the_converted_prompt_and_runs(editor, folder, name, steps, handover, saver):
     page = editor.page
-    open_shared(editor, "sdxl_base_refiner")
+    open_pair(editor, folder, name)
     page.evaluate("""app.graph._nodes.filter(n => n.comfyClass === 'CheckpointLoaderSimple')
       .forEach(n => { n.widgets[0].value = 'diffgraph-shapes.safetensors'; });""")
     sent = browser_prompt(page)["output"]
@@ -226,9 +218,9 @@ def test_sdxl_workflow_queues_the_converted_prompt_and_runs(editor):
     entry = history_entry(editor, prompt_id)
     assert entry["status"]["status_str"] == "success"
     assert without_meta(entry["prompt"][2]) == without_meta(sent)
-    assert (sent["10"]["inputs"]["steps"], sent["10"]["inputs"]["end_at_step"]) == (25, 20)
-    assert (sent["11"]["inputs"]["steps"], sent["11"]["inputs"]["start_at_step"]) == (25, 20)
-    wait_for_image_on(page, 19)
+    assert (sent["10"]["inputs"]["steps"], sent["10"]["inputs"]["end_at_step"]) == (steps, handover)
+    assert (sent["11"]["inputs"]["steps"], sent["11"]["inputs"]["start_at_step"]) == (steps, handover)
+    wait_for_image_on(page, saver)
 
 
 def click_title(page, node_id: int) -> None:
@@ -237,9 +229,10 @@ def click_title(page, node_id: int) -> None:
     page.mouse.click(*to_screen(page, pos))
 
 
+@needs_shared
 def test_bypassed_and_muted_nodes_are_rewired_and_dropped_as_the_server_does(editor):
     page = editor.page
-    open_shared(editor, "lora_multiple")
+    open_pair(editor, SHARED, "lora_multiple")
     page.evaluate("app.fitView(); app.canvas.setDirty(true, true)")
     loras = page.evaluate("app.graph._nodes.filter(n => n.comfyClass === 'LoraLoader').map(n => n.id).sort()")
     ckpt = find_node(page, "CheckpointLoaderSimple")
@@ -302,9 +295,10 @@ def every_widget_a_socket(ui: dict) -> dict:
     return ui
 
 
+@needs_shared
 def test_newer_socket_layout_and_a_reroute_between_primitive_and_target(editor, tmp_path):
     page = editor.page
-    ui = every_widget_a_socket(load("sdxl_base_refiner"))
+    ui = every_widget_a_socket(load_pair(SHARED, "sdxl_base_refiner")[0])
     path = tmp_path / "sdxl_sockets.json"
     path.write_text(json.dumps(ui))
     open_workflow_file(page, path, len(ui["nodes"]))

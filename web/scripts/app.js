@@ -14,7 +14,7 @@ import {installToolbar} from "./ui/toolbar.js";
 import {installTooltips} from "./ui/tooltips.js";
 import {applyControls} from "./widgets.js";
 import {afterGraphConfigured, registerVirtualNodes} from "./virtual_nodes.js";
-import {buildDefaultGraph, classify, loadInto, readWorkflowFile, startAutosave, storedWorkflow} from "./workflow.js";
+import {classify, fetchDefaultWorkflow, loadInto, readWorkflowFile, startAutosave, storedWorkflow} from "./workflow.js";
 
 class App {
   constructor() {
@@ -106,9 +106,22 @@ class App {
     node.pos = pos ? [pos[0], pos[1]] : [
       -ds.offset[0] + this.canvasEl.width / 2 / ds.scale - node.size[0] / 2,
       -ds.offset[1] + this.canvasEl.height / 2 / ds.scale - node.size[1] / 2];
+    node.pos = this.keepInView(node.pos, node.size);
     this.graph.add(node);
     this.canvas.selectNode(node);
     return node;
+  }
+
+  /** `pos` moved so a node of `size` (title included) lies inside the visible canvas, where it fits:
+   * a node added at a click near the right or bottom edge would otherwise land partly off-screen. */
+  keepInView(pos, size) {
+    const ds = this.canvas.ds;
+    const margin = 10 / ds.scale;
+    const left = -ds.offset[0] + margin;
+    const top = -ds.offset[1] + LiteGraph.NODE_TITLE_HEIGHT + margin;
+    const right = -ds.offset[0] + this.canvasEl.width / ds.scale - margin;
+    const bottom = -ds.offset[1] + this.canvasEl.height / ds.scale - margin;
+    return [Math.max(left, Math.min(pos[0], right - size[0])), Math.max(top, Math.min(pos[1], bottom - size[1]))];
   }
 
   focusNode(id) {
@@ -192,14 +205,18 @@ class App {
     ds.offset = [-x0, -y0];
   }
 
-  loadDefault() {
-    const missing = buildDefaultGraph(this.graph);
-    this.clearRunState();
-    this.canvas.ds.reset();
-    this.canvas.ds.offset = [10, 30];
-    this.canvas.ds.scale = 0.8;
-    if (missing.length) toast(`Default workflow needs missing nodes: ${missing.join(", ")}`, "error", 8000);
-    this.canvas.setDirty(true, true);
+  /** Load the server's default workflow (workflows/default.ui.json); an empty graph if it serves none. */
+  async loadDefault() {
+    const data = await fetchDefaultWorkflow(api);
+    if (!data) {
+      this.graph.clear();
+      this.clearRunState();
+      toast("The server offers no default workflow (workflows/default.ui.json)", "error", 8000);
+      this.canvas.setDirty(true, true);
+      return;
+    }
+    this.loadGraphData(data, "ui");
+    if (!(data.extra && data.extra.ds && data.extra.ds.offset)) this.fitView();
   }
 
   /** A file opened or dropped: PNG with metadata, UI workflow, or API-format JSON. */
@@ -257,7 +274,7 @@ class App {
     this.library.render();
     const stored = storedWorkflow();
     if (stored) this.loadGraphData(stored);
-    else this.loadDefault();
+    else await this.loadDefault();
     startAutosave(this.graph);
     this.execution.listen();
     installToolbar(this);

@@ -1,63 +1,20 @@
-// Workflows in and out of the editor: the default text-to-image graph, the copy kept in
+// Workflows in and out of the editor: the server's default graph, the copy kept in
 // localStorage across reloads, UI-format 0.4 files saved and loaded, API-format JSON opened, PNG
 // files restored from their "workflow" (or "prompt") text chunk, and the examples menu's files.
 
 /* global LiteGraph */
 import {apiToGraph, isApiPrompt, serializeGraph} from "./convert.js";
-import {fitWidgets} from "./nodedefs.js";
 import {parseLooseJSON, readPngText} from "./png.js";
 
 export const STORAGE_KEY = "diffgraph.workflow";
-export const DEFAULT_PROMPT = "a large yellow circle on a blue background";
+// The default graph is the server's workflows/default.ui.json (GET /api/workflows/default.ui.json): one
+// source for the editor, `scripts/run.sh` and the README, never a second copy here that could drift.
+export const DEFAULT_WORKFLOW = "default.ui.json";
 
-// The default graph, ComfyUI's text-to-image pipeline at the bundled model's native size (the same
-// values as workflows/default.json).
-const DEFAULT_NODES = [
-  {key: "ckpt", type: "CheckpointLoaderSimple", pos: [30, 230], values: {}},
-  {key: "pos", type: "CLIPTextEncode", pos: [420, 40], values: {text: DEFAULT_PROMPT}},
-  {key: "neg", type: "CLIPTextEncode", pos: [420, 250], values: {text: ""}},
-  {key: "latent", type: "EmptyLatentImage", pos: [420, 460], values: {width: 64, height: 64, batch_size: 4}},
-  {key: "sampler", type: "KSampler", pos: [790, 120],
-   values: {seed: 42, steps: 12, cfg: 5.0, sampler_name: "euler", scheduler: "normal", denoise: 1.0}},
-  {key: "decode", type: "VAEDecode", pos: [1140, 120], values: {}},
-  {key: "save", type: "SaveImage", pos: [1420, 120], values: {filename_prefix: "diffgraph-shapes"}},
-];
-const DEFAULT_LINKS = [
-  ["ckpt", 0, "sampler", "model"], ["ckpt", 1, "pos", "clip"], ["ckpt", 1, "neg", "clip"],
-  ["pos", 0, "sampler", "positive"], ["neg", 0, "sampler", "negative"], ["latent", 0, "sampler", "latent_image"],
-  ["sampler", 0, "decode", "samples"], ["ckpt", 2, "decode", "vae"], ["decode", 0, "save", "images"],
-];
-
-/** Set widget values by name; combos keep their first option when the value is not offered. */
-export function setWidgetValues(node, values) {
-  for (const [name, value] of Object.entries(values)) {
-    const w = (node.widgets || []).find((x) => x.name === name);
-    if (!w) continue;
-    if (w.type === "combo" && !w.options.values.includes(value)) continue;
-    w.value = value;
-  }
-  fitWidgets(node);
-}
-
-/** Build the default workflow into `graph`. Returns the types that are not registered. */
-export function buildDefaultGraph(graph) {
-  graph.clear();
-  const nodes = {};
-  const missing = [];
-  for (const spec of DEFAULT_NODES) {
-    const node = LiteGraph.createNode(spec.type);
-    if (!node) { missing.push(spec.type); continue; }
-    node.pos = spec.pos.slice();
-    graph.add(node);
-    setWidgetValues(node, spec.values);
-    nodes[spec.key] = node;
-  }
-  for (const [src, slot, dst, input] of DEFAULT_LINKS) {
-    if (!nodes[src] || !nodes[dst]) continue;
-    const idx = nodes[dst].findInputSlot(input);
-    if (idx >= 0) nodes[src].connect(slot, nodes[dst], idx);
-  }
-  return missing;
+/** The server's default UI-format workflow, or null when it serves none. */
+export async function fetchDefaultWorkflow(api) {
+  const data = await api.getOptional(`/workflows/${DEFAULT_WORKFLOW}`);
+  return data && Array.isArray(data.nodes) ? data : null;
 }
 
 /** Node types a UI-format workflow uses that are not registered (ComfyUI warns about them). */
