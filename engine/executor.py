@@ -236,7 +236,7 @@ class _Run:
                 nid = self.ready.pop(0)
                 if self.token.cancelled:
                     raise ExecutionInterrupted(self.run_id, nid)
-                if self._resolve_by_key(nid) or not self._lazy_ready(nid):
+                if self._resolve_by_key(nid) or not await self._lazy_ready(nid):
                     continue
                 if self.wf.nodes[nid].schema.is_async:
                     running[asyncio.ensure_future(self.runner.run_async(nid, self.values))] = nid
@@ -267,7 +267,7 @@ class _Run:
                 return True
         return False
 
-    def _lazy_ready(self, nid: str) -> bool:
+    async def _lazy_ready(self, nid: str) -> bool:
         """Ask a node with lazy inputs which ones it needs; schedule those and wait if any.
 
         Without `check_lazy_status` every lazy input is needed (ComfyUI's default)."""
@@ -275,8 +275,11 @@ class _Run:
         lazy = [n for n in spec.links if spec.is_lazy(n)]
         if not lazy:
             return True
-        wanted = self.runner.lazy_status(nid, self.values, lazy) \
+        wanted = await self.runner.lazy_status(nid, self.values, lazy) \
             if hasattr(spec.schema.cls, "check_lazy_status") else lazy
+        if isinstance(wanted, NodeFailure):
+            self._complete(nid, wanted)
+            return False
         needed = [spec.links[n][0] for n in wanted if n in spec.links and spec.links[n][0] not in self.done]
         if not needed:
             return True

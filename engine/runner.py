@@ -55,7 +55,7 @@ class NodeRunner:
         for name, (src, slot) in spec.links.items():
             if src in values:
                 data[name] = values[src][slot]
-            elif lazy_missing:
+            elif lazy_missing or spec.is_lazy(name):  # a lazy input nobody asked for is None, as in ComfyUI
                 data[name] = [None]
         hidden = spec.schema.hidden
         for name, kind in hidden.items():
@@ -73,7 +73,9 @@ class NodeRunner:
         count = max((len(v) for v in data.values()), default=1)
         return [{k: v[min(i, len(v) - 1)] for k, v in data.items()} for i in range(count)]
 
-    def lazy_status(self, nid: str, values: dict[str, list[list[Any]]], lazy: list[str]) -> list[str]:
+    async def lazy_status(self, nid: str, values: dict[str, list[list[Any]]], lazy: list[str]
+                          ) -> list[str] | NodeFailure:
+        """The lazy inputs `check_lazy_status` (sync or async) still wants; a NodeFailure when it raises."""
         spec = self.wf.nodes[nid]
         inst = self.ex.instance_for(nid, spec.class_type, spec.schema.cls)
         data = self._inputs(spec, values, lazy_missing=True)
@@ -82,11 +84,18 @@ class NodeRunner:
         params = inspect.signature(fn).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
             kwargs = {k: v for k, v in kwargs.items() if k in params}
+        ctx = self._context(spec)
         try:
-            wanted = call_with_context(self._context(spec), fn, **kwargs) or []
-        except Exception:  # a broken check_lazy_status: evaluate every lazy input rather than fail
-            wanted = lazy
-        return [w for w in wanted if w in lazy and spec.links[w][0] not in values]
+            wanted = call_with_context(ctx, fn, **kwargs)
+            if inspect.isawaitable(wanted):
+                wanted = await wanted
+        except ExecutionInterrupted:
+            raise
+        except Exception as exc:  # the error boundary: a raising check_lazy_status fails its node
+            return self._failure(spec, exc, [kwargs])
+        if isinstance(wanted, str):
+            wanted = [wanted]
+        return [w for w in wanted or [] if w in lazy and spec.links[w][0] not in values]
 
     def _prepare(self, nid: str, values: dict[str, list[list[Any]]]) -> tuple[NodeSpec, Any, Any, list]:
         spec = self.wf.nodes[nid]

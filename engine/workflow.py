@@ -6,6 +6,8 @@ ready for the executor (constants coerced, links resolved) and whose `response()
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import difflib
 import inspect
 from dataclasses import dataclass, field
@@ -240,11 +242,13 @@ def _check_node(spec: NodeSpec, raw: dict[str, Any], nodes: dict[str, NodeSpec])
         value = raw[inp.name]
         if is_link(value):
             _check_link(spec, inp, value, nodes, issues, label)
-        elif isinstance(value, (list, tuple)) or not inp.is_widget:  # raw lists must be {"__value__": [...]}
+        elif isinstance(value, (list, tuple)):  # raw lists must be {"__value__": [...]}
             issues.append(WorkflowIssue(spec.id, inp.name, "bad_linked_input",
                                         "Bad linked input, must be a length-2 list of [string, integer]",
                                         f"{label}: expected a link to a {inp.type_name} output, got "
                                         f"{short_repr(value)}", {"input_name": inp.name}))
+        elif not inp.is_widget:  # "*", "BOOL", custom types: passed as given; VALIDATE_INPUTS decides
+            spec.constants[inp.name] = value
         else:
             _check_constant(spec, inp, value, issues, label, inp.name in skip_checks)
     declared = {i.name for i in schema.inputs}
@@ -340,6 +344,8 @@ def _custom_validation(spec: NodeSpec, nodes: dict[str, NodeSpec]) -> list[Workf
         kwargs["input_types"] = {n: nodes[src].schema.output_types[slot] for n, (src, slot) in spec.links.items()}
     try:
         result = fn(**kwargs)
+        if inspect.isawaitable(result):
+            result = _await(result)
     except Exception as exc:  # user code: any exception is a validation failure, not a crash
         return [WorkflowIssue(spec.id, None, "exception_during_validation", "Exception when validating node",
                               f"{spec.class_type} #{spec.id}: {type(exc).__name__}: {exc}")]
@@ -348,6 +354,18 @@ def _custom_validation(spec: NodeSpec, nodes: dict[str, NodeSpec]) -> list[Workf
     names = ", ".join(k for k in kwargs if k != "input_types") or "inputs"
     return [WorkflowIssue(spec.id, None, "custom_validation_failed", "Custom validation failed for node",
                           f"{spec.class_type} #{spec.id}: {names} - {result}")]
+
+
+def _await(awaitable: Any) -> Any:
+    """The result of an async VALIDATE_INPUTS, from sync code, whether or not a loop runs here."""
+    async def wait() -> Any:
+        return await awaitable
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop runs in this thread: use another
+        return pool.submit(asyncio.run, wait()).result()
 
 
 def _assemble(prompt: dict[str, Any], nodes: dict[str, NodeSpec], outputs: list[str], needed: set[str],

@@ -1,0 +1,131 @@
+"""Small ComfyUI V1 fake nodes for the execution semantics ComfyUI's own test pack exercises:
+lazy inputs left None, async check_lazy_status / VALIDATE_INPUTS, constants of non-widget types,
+execution blockers and graph expansion."""
+from __future__ import annotations
+
+import asyncio
+
+from engine import NodeRegistry
+
+CALLS: list[tuple[str, object]] = []
+
+
+class _V1:
+    CATEGORY = "test"
+    FUNCTION = "run"
+
+
+class Num(_V1):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0, "min": -10**9, "max": 10**9})}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, value):
+        CALLS.append(("Num", value))
+        return (value,)
+
+
+class Show(_V1):
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*", {})}}
+    RETURN_TYPES = ()
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True
+
+    def run(self, value):
+        CALLS.append(("Show", value))
+        return {"ui": {"value": [value]}}
+
+
+class LazyNeverAsks(_V1):
+    """check_lazy_status asks for nothing: the lazy input arrives as None."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"x": ("INT", {"lazy": True})}, "optional": {"y": ("INT", {"lazy": True})}}
+    RETURN_TYPES = ("STRING",)
+
+    def check_lazy_status(self, x=None, y=None):
+        return []
+
+    def run(self, x, y=None):
+        return (f"x={x} y={y}",)
+
+
+class AsyncLazySwitch(_V1):
+    """An async check_lazy_status, awaited by the engine."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"pick_a": ("BOOLEAN", {"default": True}),
+                             "a": ("INT", {"lazy": True}), "b": ("INT", {"lazy": True})}}
+    RETURN_TYPES = ("INT",)
+
+    async def check_lazy_status(self, pick_a, a=None, b=None):
+        await asyncio.sleep(0)
+        return ["a"] if pick_a else ["b"]
+
+    def run(self, pick_a, a, b):
+        CALLS.append(("AsyncLazySwitch", (a, b)))
+        return (a if pick_a else b,)
+
+
+class LazyRaises(_V1):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"a": ("INT", {"lazy": True})}}
+    RETURN_TYPES = ("INT",)
+
+    async def check_lazy_status(self, a=None):
+        raise RuntimeError("lazy check broke")
+
+    def run(self, a):
+        CALLS.append(("LazyRaises", a))
+        return (a,)
+
+
+class TakesAnything(_V1):
+    """Inputs of non-widget types given as constants; VALIDATE_INPUTS decides what is acceptable."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"anything": ("*", {}), "flag": ("BOOL", {}), "mixed": ("IMAGE,FLOAT", {})}}
+    RETURN_TYPES = ("STRING",)
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, anything, flag, mixed, input_types=None):
+        if anything == "reject me":
+            return "anything must not be 'reject me'"
+        return True
+
+    def run(self, anything, flag, mixed):
+        return (repr((anything, flag, mixed)),)
+
+
+class AsyncValidated(_V1):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {"default": 0, "min": 0, "max": 10})}}
+    RETURN_TYPES = ("INT",)
+
+    @classmethod
+    async def VALIDATE_INPUTS(cls, value):
+        await asyncio.sleep(0)
+        return True if value % 2 == 0 else f"value {value} is odd"
+
+    def run(self, value):
+        return (value,)
+
+
+NODES = {cls.__name__: cls for cls in (Num, Show, LazyNeverAsks, AsyncLazySwitch, LazyRaises, TakesAnything,
+                                       AsyncValidated)}
+
+
+def make_registry(extra: dict[str, type] | None = None) -> NodeRegistry:
+    reg = NodeRegistry()
+    for name, cls in {**NODES, **(extra or {})}.items():
+        reg.register(cls, name, pack="tests")
+    return reg
