@@ -189,17 +189,50 @@ def module_name_for(name: str) -> str:
     return f"{NAMESPACE}.{ident}"
 
 
+class PackSideEffects:
+    """What a pack may register outside the node registry (a server's routes, on_prompt handlers).
+
+    `checkpoint()` is taken before a pack is imported; if the pack fails, `rollback(token)` drops what
+    it added, so a failed pack leaves nothing behind. The server's PromptServer registers one of these
+    (the engine cannot import the server)."""
+
+    def checkpoint(self) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def rollback(self, token: Any) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+SIDE_EFFECTS: list[PackSideEffects] = []
+
+
+def register_side_effects(tracker: PackSideEffects) -> None:
+    if tracker not in SIDE_EFFECTS:
+        SIDE_EFFECTS.append(tracker)
+
+
 def load_pack(entry: Path, registry: NodeRegistry, name: str | None = None) -> PackReport:
-    """Import one pack and register its nodes; every failure is caught and reported."""
+    """Import one pack and register its nodes; every failure is caught and reported.
+
+    Any BaseException but KeyboardInterrupt counts as a failure: a pack that calls sys.exit() at import
+    (or raises SystemExit / GeneratorExit) is reported like any broken pack and the next one still loads."""
     name = name or pack_name(entry)
     modname = module_name_for(name)
     report = PackReport(name, str(entry), LOADED, module_name=modname)
     started = time.perf_counter()
     had_nodes = bool(registry.nodes_of_pack(name))
+    tokens = [(tracker, tracker.checkpoint()) for tracker in SIDE_EFFECTS]
     try:
         module = _import_pack(entry, modname)
         _register(module, entry, registry, report)
-    except Exception as exc:  # a broken pack is reported, never fatal
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a broken pack is reported, never fatal
+        for tracker, token in tokens:
+            try:
+                tracker.rollback(token)
+            except Exception:
+                log.exception("could not undo what pack %s registered", name)
         _forget_modules(modname)
         if not had_nodes:  # a pack that fails registers nothing, even if it failed half-way
             registry.unregister_pack(name)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from engine import current_context
 from engine.events import Event
+from engine.plugins import PackSideEffects, register_side_effects
 
 log = logging.getLogger(__name__)
 
@@ -117,4 +118,18 @@ class PromptServer:
         return json_data
 
 
+class _PromptServerSideEffects(PackSideEffects):
+    """Lets the pack loader drop the routes and on_prompt handlers of a pack that failed to load."""
+
+    def checkpoint(self) -> Any:
+        server = PromptServer.instance
+        return server, len(server.routes._items), len(server.on_prompt_handlers)
+
+    def rollback(self, token: Any) -> None:
+        server, routes, handlers = token
+        del server.routes._items[routes:]
+        del server.on_prompt_handlers[handlers:]
+
+
 PromptServer.instance = PromptServer()
+register_side_effects(_PromptServerSideEffects())
