@@ -33,6 +33,7 @@ def main(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.compat import PromptServer
+    from server.store import StoreLockedError
 
     logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -41,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         os.environ[PICKLE_ENV] = "1"  # read by the checkpoint loaders in this process
     try:
         app = create_app(config, prompt_server=PromptServer.instance)
-    except (OSError, ValueError) as exc:  # unreadable extra_model_paths, unwritable user dir, ...
+    except (OSError, ValueError, StoreLockedError) as exc:  # unreadable extra_model_paths, a second server...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for url in urls(config):

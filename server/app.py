@@ -41,7 +41,9 @@ from .state import (
     WORKER,
     queue_status,
 )
-from .store import JobStore
+from .store import JobStore, StoreLock
+
+STORE_LOCK = web.AppKey("store_lock", StoreLock)
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -127,7 +129,13 @@ def create_app(config: ServerConfig, registry: NodeRegistry | None = None, *, pa
         config = replace(config, workflows_dir=info.web_root_default().parent / "workflows")
     app = web.Application(client_max_size=config.max_upload_bytes,
                           middlewares=[error_middleware, guard_middleware(config)])
-    store = JobStore(paths.user / "queue.sqlite3", config.history_size)
+    store_lock = StoreLock(paths.user / "queue.sqlite3")  # before recovery: never recover a live server's jobs
+    try:
+        store = JobStore(paths.user / "queue.sqlite3", config.history_size)
+    except BaseException:
+        store_lock.release()
+        raise
+    app[STORE_LOCK] = store_lock
     requeued, failed = store.recover()
     if requeued or failed:
         log.warning("recovered after a crash: %d prompt(s) re-queued, %d failed for good", len(requeued), len(failed))
@@ -201,3 +209,4 @@ async def _cleanup(app: web.Application) -> None:
     if prompt_server is not None and getattr(prompt_server, "app", None) is app:
         prompt_server.unbind()
     app[STORE].close()
+    app[STORE_LOCK].release()

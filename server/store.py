@@ -7,6 +7,7 @@ queue, so every accepted prompt finishes exactly once. History is the finished j
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -107,6 +108,42 @@ def _number(value: float) -> float | int:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+class StoreLockedError(RuntimeError):
+    """Another server already uses this queue (same base/user directory)."""
+
+
+class StoreLock:
+    """An exclusive advisory lock (flock) on `<db>.lock`, held for the life of one server.
+
+    Two servers on one base directory would share one queue: the second one's crash recovery would put
+    the first one's running prompt back to pending and run it twice. The lock makes the second refuse
+    to start. The kernel drops it when the process dies, so a crash never leaves a stale lock."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        import fcntl
+
+        self.path = Path(str(db_path) + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a+")  # noqa: SIM115 - held open for the server's lifetime
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.seek(0)
+            owner = self._file.read().strip() or "another process"
+            self._file.close()
+            raise StoreLockedError(
+                f"another Diffgraph server ({owner}) already uses the queue in {self.path.parent}; stop it, "
+                "or give this one its own --base-directory / --user-directory") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()}")
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            self._file.close()  # closing the descriptor releases the flock
 
 
 class JobStore:
