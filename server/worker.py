@@ -237,7 +237,8 @@ class Worker:
             return
         meta = {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
                 for nid in outputs}
-        self.store.finish(job.prompt_id, status, outputs, sink.messages, meta)
+        if not self._record_end(job, status, outputs, sink, meta):
+            status = ERROR
         self.secrets.pop(job.prompt_id, None)
         self.current = None
         for kind, data in sink.terminal:  # after history: clients that react to "done" find the entry
@@ -249,6 +250,29 @@ class Worker:
             self.hub.send_threadsafe("executing", {"node": None, "display_node": None,
                                                    "prompt_id": job.prompt_id}, running.client_id)
         log.info("Prompt %s executed in %.2f seconds (%s)", job.prompt_id, time.perf_counter() - started, status)
+
+    def _record_end(self, job: Job, status: str, outputs: dict[str, Any], sink: JobSink,
+                    meta: dict[str, Any]) -> bool:
+        """Write the job's end to history. If that fails (a result that cannot be stored, a disk error),
+        the job ends as failed with the reason instead of staying "running" forever; True if recorded as is."""
+        try:
+            self.store.finish(job.prompt_id, status, outputs, sink.messages, meta)
+            return True
+        except Exception as exc:
+            log.exception("could not record the end of prompt %s", job.prompt_id)
+            reason = f"the result of this prompt could not be recorded: {type(exc).__name__}: {exc}"
+        error = redact(_payload(ExecutionError(job.prompt_id, exception_message=reason,
+                                               exception_type="HistoryWriteError", traceback=[])), sink.secrets)
+        messages = [m for m in sink.messages if m[0] != "execution_success"] + [["execution_error", error]]
+        sink.terminal = [t for t in sink.terminal if t[0] != "execution_success"] + [("execution_error", error)]
+        for attempt in range(3):
+            try:
+                self.store.finish(job.prompt_id, ERROR, {}, messages, {})
+                break
+            except Exception:
+                log.exception("could not record prompt %s as failed either (attempt %d)", job.prompt_id, attempt + 1)
+                time.sleep(0.05 * (attempt + 1))
+        return False
 
     # --- previews ---
 

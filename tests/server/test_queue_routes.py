@@ -8,7 +8,7 @@ import pytest
 import srv_fakes
 from srv_helpers import events_until_done, post_prompt, wait_done, wait_running
 
-from server.state import EXECUTOR
+from server.state import EXECUTOR, STORE
 
 pytestmark = pytest.mark.anyio
 
@@ -309,3 +309,33 @@ async def test_a_numeric_number_orders_the_queue(client):
     pid = (await post_prompt(client, srv_fakes.show(1), number="7.5"))["prompt_id"]
     entry = await wait_done(client, pid)
     assert entry["prompt"][0] == 7.5
+
+
+async def test_a_job_whose_end_cannot_be_recorded_fails_with_the_reason_and_the_worker_goes_on(client):
+    """Regression: store.finish raising left the job "running" forever with no final event."""
+    store = client.app[STORE]
+    real_finish, calls = store.finish, []
+
+    def flaky_finish(prompt_id, status, *args, **kwargs):
+        calls.append(status)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return real_finish(prompt_id, status, *args, **kwargs)
+
+    store.finish = flaky_finish
+    ws = await client.ws_connect("/ws?clientId=rec")
+    pid = (await post_prompt(client, srv_fakes.show(4), client_id="rec"))["prompt_id"]
+    frames = await events_until_done(ws, pid)
+    entry = await wait_done(client, pid)
+    assert calls == ["success", "error"]
+    assert entry["status"]["status_str"] == "error"
+    error = next(m for m in entry["status"]["messages"] if m[0] == "execution_error")[1]
+    assert "could not be recorded" in error["exception_message"] and "disk full" in error["exception_message"]
+    kinds = [f["type"] for f in frames]
+    assert "execution_error" in kinds and "execution_success" not in kinds
+    job = await (await client.get(f"/api/jobs/{pid}")).json()
+    assert job["status"] == "error"
+    # the worker goes on with the next prompt
+    nxt = (await post_prompt(client, srv_fakes.show(5)))["prompt_id"]
+    assert (await wait_done(client, nxt))["status"]["status_str"] == "success"
+    await ws.close()
