@@ -20,6 +20,9 @@ _FOLDER_DIRS = {"text_encoders": ("text_encoders", "clip"), "diffusion_models": 
 LEGACY_ALIASES = {"unet": "diffusion_models", "clip": "text_encoders"}
 
 
+_NAME_MAX, _PATH_MAX = 255, 4096  # bytes, as on Linux and macOS
+
+
 class UnsafePathError(ValueError):
     """A user-supplied path would leave its root (`..`, absolute, NUL, backslash, symlink escape)."""
 
@@ -34,6 +37,12 @@ def _check_parts(*parts: object) -> None:
             raise UnsafePathError(f"path {part!r} is absolute")
         if ".." in part.split("/"):
             raise UnsafePathError(f"path {part!r} contains '..'")
+        try:  # a name the file system cannot hold (too long, unencodable) is refused, not an OSError later
+            encoded = os.fsencode(part)
+        except UnicodeError:
+            raise UnsafePathError(f"path {part[:80]!r} cannot be encoded as a file name") from None
+        if len(encoded) > _PATH_MAX or any(len(c) > _NAME_MAX for c in encoded.split(b"/")):
+            raise UnsafePathError(f"path {part[:80]!r}... is longer than a file name may be")
 
 
 def safe_join(root: str | os.PathLike, subfolder: str = "", filename: str = "") -> Path:

@@ -104,6 +104,29 @@ def test_query_strings_never_answer_5xx(server_url, params, path):
     assert request(f"{server_url}{path}?{urllib.parse.urlencode(params)}") < 500
 
 
+COMBINING = "\u0300\u0301\u0308\u20dd\u0489"
+odd_names = (st.text(alphabet=st.sampled_from(COMBINING), min_size=1, max_size=400)
+             | st.text(min_size=1, max_size=300)
+             | st.builds(lambda a, n: a * n, st.sampled_from(["a", "\u0301", "\u00e9", "\U0001f600"]),
+                         st.integers(100, 1200)))
+
+
+@SETTINGS
+@given(name=odd_names, prefix=st.sampled_from(["/", "/vendor/", "/extensions/x/", "/api/userdata/"]))
+def test_unusual_unicode_paths_never_answer_5xx(server_url, name, prefix):
+    """Regression: a path segment longer than a file name (e.g. 300 combining marks, 2 bytes each)
+    reached os.stat and answered 500 on GET /{path} and GET /vendor/{path}."""
+    assert request(server_url + prefix + urllib.parse.quote(name, safe="")) < 500
+
+
+@pytest.mark.parametrize("name", ["\u0301" * 300, "a" * 300, "\u00e9" * 200])
+def test_over_long_names_are_4xx_on_files_routes(server_url, name):
+    quoted = urllib.parse.quote(name, safe="")
+    for url in (f"/{quoted}", f"/vendor/{quoted}", f"/view?filename={quoted}",
+                f"/view?filename=x.png&subfolder={quoted}"):
+        assert 400 <= request(server_url + url) < 500, url
+
+
 def test_server_still_serves_after_the_fuzz(server_url):
     assert request(server_url + "/prompt") == 200
     body = {"prompt": {"1": {"class_type": "Const", "inputs": {"value": 5}},
