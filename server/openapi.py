@@ -25,6 +25,8 @@ class Route:
     body: str | None = None
     api_alias: bool = True
     tag: str = "api"
+    empty_reply: bool = False  # answers 200 with an empty body (as ComfyUI does), not JSON
+    reply: str = "application/json"  # the 200 body's media type; "*/*" for files
 
     @property
     def openapi_path(self) -> str:
@@ -63,7 +65,9 @@ def openapi_document(routes: Iterable[Route], version: str) -> dict[str, Any]:
 
 
 def _responses(route: Route) -> dict[str, Any]:
-    ok = {"description": "OK", "content": {"application/json": {"schema": {}}}}
+    media = "*/*" if route.tag == "web" else route.reply
+    ok = {"description": "OK, empty body"} if route.empty_reply else \
+        {"description": "OK", "content": {media: {"schema": {}}}}
     out: dict[str, Any] = {"200": ok}
     if route.method != "GET" or route.query or "{" in route.path:
         out["400"] = {"description": "Bad request (JSON error body)"}
