@@ -6,6 +6,7 @@ POST /prompt validates, commits the job, writes the reply, and only then lets th
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import uuid
 from typing import Any
@@ -181,10 +182,11 @@ async def post_queue(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     store, worker = request.app[STORE], request.app[WORKER]
     ids = _id_list(body)
+    # SQLite writes with fsync run off the event loop: websockets and other requests keep flowing
     if body.get("clear") is True:
-        store.delete_pending(None)
+        await asyncio.to_thread(store.delete_pending, None)
     if ids:
-        store.delete_pending(ids)
+        await asyncio.to_thread(store.delete_pending, ids)
         for pid in ids:
             worker.secrets.pop(pid, None)
     broadcast_status(request.app)
@@ -205,8 +207,11 @@ def _id_list(body: dict[str, Any]) -> list[str]:
 async def get_history(request: web.Request) -> web.Response:
     max_items = query_int(request, "max_items", None, minimum=0)
     offset = query_int(request, "offset", None, minimum=0)
-    jobs = request.app[STORE].history(max_items, offset)
-    return web.json_response({j.prompt_id: j.history_entry() for j in jobs})
+    def read() -> str:  # reading and parsing (up to) the whole history happens off the loop
+        jobs = request.app[STORE].history(max_items, offset)
+        return json.dumps({j.prompt_id: j.history_entry() for j in jobs})
+
+    return web.Response(text=await asyncio.to_thread(read), content_type="application/json")
 
 
 async def get_history_item(request: web.Request) -> web.Response:
@@ -221,9 +226,9 @@ async def post_history(request: web.Request) -> web.Response:
     store = request.app[STORE]
     ids = _id_list(body)
     if body.get("clear") is True:
-        store.delete_history(None)
+        await asyncio.to_thread(store.delete_history, None)
     if ids:
-        store.delete_history(ids)
+        await asyncio.to_thread(store.delete_history, ids)
     return web.Response(status=200)
 
 
@@ -272,7 +277,7 @@ async def post_job_cancel(request: web.Request) -> web.Response:
     app, pid = request.app, request.match_info["job_id"]
     store, worker = app[STORE], app[WORKER]
     for _ in range(3):  # the worker may claim it between our read and our write: look again
-        job = store.get(pid)
+        job = await asyncio.to_thread(store.get, pid)
         if job is None:
             return json_error(404, "not_found", "No such job", pid[:80])
         if job.finished:
@@ -281,7 +286,8 @@ async def post_job_cancel(request: web.Request) -> web.Response:
             return web.json_response({"id": pid, "cancelled": True, "was": RUNNING})
         message = ["execution_interrupted", {"prompt_id": pid, "node_id": None, "node_type": None,
                                              "executed": [], "timestamp": now_ms()}]
-        if job.status == PENDING and store.finish(pid, INTERRUPTED, {}, [message], {}, from_status=PENDING):
+        if job.status == PENDING and await asyncio.to_thread(store.finish, pid, INTERRUPTED, {}, [message], {},
+                                                             PENDING):
             worker.secrets.pop(pid, None)
             broadcast_status(app)
             return web.json_response({"id": pid, "cancelled": True, "was": PENDING})

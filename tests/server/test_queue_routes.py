@@ -339,3 +339,30 @@ async def test_a_job_whose_end_cannot_be_recorded_fails_with_the_reason_and_the_
     nxt = (await post_prompt(client, srv_fakes.show(5)))["prompt_id"]
     assert (await wait_done(client, nxt))["status"]["status_str"] == "success"
     await ws.close()
+
+
+@pytest.mark.parametrize("method,path,body,store_method", [
+    ("post", "/history", {"clear": True}, "delete_history"),
+    ("post", "/queue", {"clear": True}, "delete_pending"),
+    ("get", "/history", None, "history"),
+])
+async def test_slow_store_work_does_not_block_the_event_loop(client, method, path, body, store_method):
+    """Regression: POST /queue, POST /history (fsync'd writes) and GET /history (parsing all of history)
+    ran on the event loop, so every other request and websocket waited for them."""
+    import threading
+
+    store = client.app[STORE]
+    real, release = getattr(store, store_method), threading.Event()
+
+    def slow(*args, **kwargs):
+        release.wait(5)  # the store is busy until the other request has been answered
+        return real(*args, **kwargs)
+
+    setattr(store, store_method, slow)
+    call = client.post(path, json=body) if method == "post" else client.get(path)
+    busy = asyncio.ensure_future(call)
+    await asyncio.sleep(0.05)
+    other = await asyncio.wait_for(client.get("/prompt"), 2)  # answered while the store is still busy
+    assert other.status == 200 and not busy.done()
+    release.set()
+    assert (await busy).status == 200
