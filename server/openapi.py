@@ -71,6 +71,13 @@ def _responses(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {"200": ok}
     if route.method != "GET" or route.query or "{" in route.path:
         out["400"] = {"description": "Bad request (JSON error body)"}
+    if "{" in route.path or route.query or route.tag == "web":
+        out["404"] = {"description": "No such item or file (JSON error body)"}
+    if route.method != "GET" and "{" in route.path:
+        out["409"] = {"description": "Conflict with the item's state (JSON error body)"}
+    if route.body is not None:
+        out["413"] = {"description": "Body too large"}
+        out["415"] = {"description": "Unsupported media type"}
     out["401"] = {"description": "Token required (non-loopback binds or --auth-token)"}
     if route.method != "GET":
         out["403"] = {"description": "Foreign or null Origin"}

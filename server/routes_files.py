@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from engine import UnsafePathError, safe_join
 
@@ -147,7 +148,7 @@ async def _form(request: web.Request) -> Any:
         return json_error(400, "invalid_upload", "Upload must be multipart/form-data with an 'image' file")
     try:
         form = await request.post()
-    except ValueError as exc:  # malformed multipart
+    except (ValueError, HttpProcessingError) as exc:  # malformed multipart (incl. a part's invalid header)
         return json_error(400, "invalid_upload", "Malformed multipart body", str(exc)[:200])
     image = form.get("image")
     if image is None or not hasattr(image, "file"):

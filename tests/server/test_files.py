@@ -243,3 +243,15 @@ async def test_index_without_an_editor_says_so(base, tmp_path):
         assert res.status == 200 and "not installed" in await res.text()
     finally:
         await c.close()
+
+
+@pytest.mark.parametrize("route", ["/upload/image", "/upload/mask"])
+@pytest.mark.parametrize("part", [b"\r\nhello",  # a part with no headers
+                                  b'Content-Disposition: form-data; name="im\x1bage"\r\n\r\nhello'])  # a control char
+async def test_malformed_multipart_parts_are_a_400(client, route, part):
+    """Regression (found by schemathesis): a part header with control characters raised aiohttp's
+    InvalidHeader, which is not a ValueError, and answered 500."""
+    body = b"--XX\r\n" + part + b"\r\n--XX--\r\n"
+    res = await client.post(route, data=body, headers={"Content-Type": "multipart/form-data; boundary=XX"})
+    assert res.status == 400
+    assert (await res.json())["error"]["type"] == "invalid_upload"
