@@ -42,10 +42,9 @@ from .state import (
     queue_status,
 )
 from .store import JobStore, StoreLock
-
-STORE_LOCK = web.AppKey("store_lock", StoreLock)
 from .worker import Worker
 
+STORE_LOCK = web.AppKey("store_lock", StoreLock)
 log = logging.getLogger(__name__)
 
 ROUTES: tuple[Route, ...] = (
