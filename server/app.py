@@ -23,6 +23,7 @@ from . import routes_info as info
 from . import routes_packs as packs_routes
 from . import routes_queue as queue
 from . import routes_workflows as workflows
+from .backends import make_backend
 from .config import ServerConfig
 from .hub import Hub
 from .openapi import Route
@@ -42,7 +43,6 @@ from .state import (
     queue_status,
 )
 from .store import JobStore, StoreLock
-from .worker import Worker
 
 STORE_LOCK = web.AppKey("store_lock", StoreLock)
 log = logging.getLogger(__name__)
@@ -142,8 +142,8 @@ def create_app(config: ServerConfig, registry: NodeRegistry | None = None, *, pa
     services = {"preview_method": config.preview_method, "device": "cpu" if config.cpu else None}
     executor = executor or Executor(registry, cache_policy=config.cache, cache_budget_bytes=config.cache_budget_bytes,
                                     services=services)
-    worker = Worker(store, executor, hub, previews=config.previews_enabled,
-                    on_change=lambda: hub.send_threadsafe("status", queue_status(app)))
+    worker = make_backend(config, store, executor, hub, registry,
+                          on_change=lambda: hub.send_threadsafe("status", queue_status(app)))
     for key, value in ((CONFIG, config), (PATHS, paths), (REGISTRY, registry), (STORE, store), (HUB, hub),
                        (WORKER, worker), (EXECUTOR, executor), (PACKS, packs), (PROMPT_SERVER, prompt_server),
                        (ROUTE_TABLE, ROUTES)):

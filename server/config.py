@@ -16,6 +16,7 @@ from engine import FolderPaths
 
 DEFAULT_MAX_UPLOAD_MB = 100.0
 PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
+RAY_OUTPUT_MODES = ("transfer", "shared")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -50,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--allow-pickle", action="store_true",
         help="let loaders read pickle checkpoints (.ckpt/.pt) with weights_only; off by default")
     add("--no-builtin-nodes", action="store_true", help=argparse.SUPPRESS)  # tests: custom packs only
+    add("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
+        help="run prompts on Ray actors (extra [ray]): bare --ray starts a local Ray instance, 'auto' or "
+             "ADDRESS joins a running cluster; see server/README.md")
+    add("--ray-workers", type=int, default=None, metavar="N",
+        help="Ray workers (actors), each with its own model cache (default: one per GPU, 1 without GPUs)")
+    add("--ray-outputs", choices=RAY_OUTPUT_MODES, default="transfer",
+        help="how output files reach this server: 'transfer' through Ray's object store (default), "
+             "'shared' when every node writes to this server's output directory (a shared path)")
+    add("--ray-attempts", type=int, default=3, metavar="N",
+        help="starts of one prompt on workers that died before it is failed (default 3)")
 
 
 @dataclass
@@ -79,6 +90,10 @@ class ServerConfig:
     web_root: Path | None = None
     workflows_dir: Path | None = None
     argv: list[str] = field(default_factory=list)
+    ray: str | None = None              # None: the in-process worker; "local", "auto" or a cluster address
+    ray_workers: int | None = None
+    ray_outputs: str = "transfer"
+    ray_attempts: int = 3
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace, argv: list[str] | None = None) -> ServerConfig:
@@ -97,7 +112,8 @@ class ServerConfig:
             max_upload_mb=ns.max_upload_size, cors_origin=ns.enable_cors_header, auth_token=ns.auth_token,
             cache=ns.cache, cache_budget_gb=ns.cache_budget, history_size=ns.history_size,
             allow_pickle=ns.allow_pickle, load_builtin_nodes=not ns.no_builtin_nodes,
-            argv=list(argv or []))
+            argv=list(argv or []), ray=getattr(ns, "ray", None), ray_workers=getattr(ns, "ray_workers", None),
+            ray_outputs=getattr(ns, "ray_outputs", "transfer"), ray_attempts=getattr(ns, "ray_attempts", 3))
 
     # --- derived settings ---
 

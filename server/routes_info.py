@@ -20,7 +20,7 @@ from engine.convert import ConversionError, convert_workflow, registry_node_info
 from .openapi import openapi_document
 from .replies import json_error, read_json
 from .routes_files import extension_urls
-from .state import CONFIG, HUB, PACKS, PATHS, REGISTRY, ROUTE_TABLE
+from .state import CONFIG, HUB, PACKS, PATHS, REGISTRY, ROUTE_TABLE, WORKER
 
 SERVER_FEATURES = {"supports_preview_metadata": True}
 
@@ -55,7 +55,8 @@ async def get_system_stats(request: web.Request) -> web.Response:
               "comfyui_version": _version("diffgraph") or "0.1.0", "diffgraph_version": _version("diffgraph"),
               "python_version": sys.version, "pytorch_version": _version("torch"),
               "embedded_python": False, "argv": cfg.display_argv(), "platform": platform.platform()}
-    return web.json_response({"system": system, "devices": _devices(cfg.cpu, total, free)})
+    return web.json_response({"system": system, "devices": _devices(cfg.cpu, total, free),
+                              "workers": request.app[WORKER].describe()})
 
 
 def _memory() -> tuple[int, int]:

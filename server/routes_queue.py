@@ -175,7 +175,8 @@ def _duplicate(existing: Job | None, prompt: Any) -> web.Response:
 async def get_queue(request: web.Request) -> web.Response:
     store = request.app[STORE]
     return web.json_response({"queue_running": [j.queue_item() for j in store.running()],
-                              "queue_pending": [j.queue_item() for j in store.pending()]})
+                              "queue_pending": [j.queue_item() for j in store.pending()],
+                              "workers": request.app[WORKER].placement()})  # ours: prompt id -> worker
 
 
 async def post_queue(request: web.Request) -> web.Response:
@@ -262,14 +263,17 @@ async def get_jobs(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, minimum=1)
     offset = query_int(request, "offset", 0, minimum=0)
     jobs, total = request.app[STORE].jobs(status, min(int(limit or 100), 1000), int(offset or 0))
-    return web.json_response({"jobs": [j.summary() for j in jobs], "total": total, "limit": limit, "offset": offset})
+    where = request.app[WORKER].placement()
+    return web.json_response({"jobs": [{**j.summary(), "worker": where.get(j.prompt_id)} for j in jobs],
+                              "total": total, "limit": limit, "offset": offset})
 
 
 async def get_job(request: web.Request) -> web.Response:
     job = request.app[STORE].get(request.match_info["job_id"])
     if job is None:
         return json_error(404, "not_found", "No such job", request.match_info["job_id"][:80])
-    return web.json_response({**job.summary(), "prompt": job.prompt, "extra_data": job.extra_data})
+    return web.json_response({**job.summary(), "worker": request.app[WORKER].placement().get(job.prompt_id),
+                              "prompt": job.prompt, "extra_data": job.extra_data})
 
 
 async def post_job_cancel(request: web.Request) -> web.Response:

@@ -273,11 +273,13 @@ class JobStore:
         # Not fsynced: if this is lost the job is simply still pending, which recover() would make it anyway.
         return self._tx(tx, durable=False)
 
-    def requeue(self, prompt_id: str) -> bool:
-        """Put a running job back (the server is stopping); a graceful stop does not count as a start."""
+    def requeue(self, prompt_id: str, count_attempt: bool = False) -> bool:
+        """Put a running job back (the server is stopping); a graceful stop does not count as a start.
+        `count_attempt`: the start counts (its worker died), so MAX_ATTEMPTS-style limits see it."""
+        keep = "attempts" if count_attempt else "MAX(attempts-1, 0)"
         return self._tx(lambda db: db.execute(
-            "UPDATE jobs SET status=?, started_at=NULL, attempts=MAX(attempts-1, 0) WHERE prompt_id=? AND status=?",
-            (PENDING, prompt_id, RUNNING)).rowcount > 0, durable=False)
+            f"UPDATE jobs SET status=?, started_at=NULL, attempts={keep} WHERE prompt_id=? AND status=?",
+            (PENDING, prompt_id, RUNNING)).rowcount > 0, durable=not count_attempt)
 
     def delete_pending(self, prompt_ids: list[str] | None = None) -> int:
         """Remove pending jobs (all when `prompt_ids` is None); running and finished ones stay."""

@@ -224,8 +224,7 @@ class Worker:
         started = time.perf_counter()
         extra = {**job.extra_data, **self.secrets.get(job.prompt_id, {})}
         try:
-            result = self.executor.run(job.prompt, run_id=job.prompt_id, sink=sink, targets=job.targets or None,
-                                       extra_data=extra, cancel=running.token)
+            result = self.execute(job, sink, running, extra)
             status, outputs = _status_of(result, sink, job), _history_outputs(result.outputs)
         except Exception as exc:  # a bug in the engine: the job fails, the worker carries on
             log.exception("prompt %s crashed the executor", job.prompt_id)
@@ -250,6 +249,24 @@ class Worker:
             self.hub.send_threadsafe("executing", {"node": None, "display_node": None,
                                                    "prompt_id": job.prompt_id}, running.client_id)
         log.info("Prompt %s executed in %.2f seconds (%s)", job.prompt_id, time.perf_counter() - started, status)
+
+    def execute(self, job: Job, sink: JobSink, running: Running, extra: dict[str, Any]) -> Any:
+        """Where the prompt runs (the seam, see server/backends.py): here, in this thread. Returns a
+        result with `status`, `outputs` and `validation` like engine.executor.RunResult."""
+        return self.executor.run(job.prompt, run_id=job.prompt_id, sink=sink, targets=job.targets or None,
+                                 extra_data=extra, cancel=running.token)
+
+    def placement(self) -> dict[str, str]:
+        """prompt id -> the worker running it (/queue, /api/jobs)."""
+        running = self.current
+        return {running.prompt_id: "local"} if running is not None else {}
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The workers and their devices (/system_stats)."""
+        running = self.current
+        device = (getattr(self.executor, "services", None) or {}).get("device") or "auto"
+        return [{"name": "local", "kind": "thread", "device": device,
+                 "running": running.prompt_id if running is not None else None}]
 
     def _record_end(self, job: Job, status: str, outputs: dict[str, Any], sink: JobSink,
                     meta: dict[str, Any]) -> bool:
