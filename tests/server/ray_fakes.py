@@ -7,6 +7,7 @@ in its ui output like SaveImage; `Burn` holds one core for `seconds` and reports
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from engine import FLOAT, INT, STRING, Input, Output, active_paths, node
@@ -58,7 +59,17 @@ class SaveText:
         return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "output"}]}, "result": ()}
 
 
-NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Seed, Burn, WhoAmI, SaveText)}
+@node("Die", category="test", output_node=True)
+class Die:
+    """Kills the process it runs in (a worker that crashes on this prompt every time)."""
+    inputs = (Input("value", INT),)
+    outputs = ()
+
+    def run(self, value):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Seed, Burn, WhoAmI, SaveText, Die)}
 
 
 def who(value: int, seconds: float = 0.0, seed: int = 0) -> dict:
