@@ -59,6 +59,20 @@ class SaveText:
         return {"ui": {"images": [{"filename": name, "subfolder": "", "type": "output"}]}, "result": ()}
 
 
+@node("Peek", category="test")
+class Peek:
+    """Sends one preview (ready JPEG bytes, as a previewer may hand them over)."""
+    inputs = (Input("value", INT),)
+    outputs = (Output(INT),)
+
+    def run(self, value, ctx):
+        ctx.progress(1, 1, preview=PREVIEW_BYTES)
+        return (value,)
+
+
+PREVIEW_BYTES = b"\xff\xd8\xff\xe0ray-preview"
+
+
 @node("Die", category="test", output_node=True)
 class Die:
     """Kills the process it runs in (a worker that crashes on this prompt every time)."""
@@ -69,7 +83,7 @@ class Die:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Seed, Burn, WhoAmI, SaveText, Die)}
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Seed, Burn, WhoAmI, SaveText, Peek, Die)}
 
 
 def who(value: int, seconds: float = 0.0, seed: int = 0) -> dict:

@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import signal
+import struct
 import time
 from pathlib import Path
 
@@ -162,5 +163,33 @@ async def test_cancel_reaches_the_worker_and_a_killed_worker_reruns_its_prompt_o
         assert (await wait_done(client, after, timeout=60))["status"]["status_str"] == "success"
         job = await (await client.get(f"/api/jobs/{deadly}")).json()
         assert job["attempts"] == 2 and job["status"] == "error"
+    finally:
+        await client.close()
+
+
+async def test_shared_output_folder_mode_and_previews_reach_the_submitting_client(base):
+    client = await ray_client(base, ray_outputs="shared", preview_method="auto")
+    try:
+        ws = await client.ws_connect("/ws?clientId=p")
+        await ws.receive_json()
+        pid = (await post_prompt(client, {"1": {"class_type": "Seed", "inputs": {"value": 3}},
+                                          "2": {"class_type": "Peek", "inputs": {"value": ["1", 0]}},
+                                          "3": {"class_type": "SaveText",
+                                                "inputs": {"value": ["2", 0], "filename_prefix": "shared"}}},
+                                   client_id="p"))["prompt_id"]
+        frames = []
+        while True:
+            msg = await ws.receive(timeout=30)
+            frames.append(msg.data)
+            if isinstance(msg.data, str) and '"node": null' in msg.data and pid in msg.data:
+                break
+        previews = [f for f in frames if isinstance(f, bytes)]
+        assert previews == [struct.pack(">II", 1, 1) + ray_fakes.PREVIEW_BYTES]
+        image = (await wait_done(client, pid))["outputs"]["3"]["images"][0]
+        assert image["filename"] == "shared_00001_.txt"  # written by the worker straight into our folder
+        res = await client.get("/view", params={"filename": image["filename"], "type": "output"})
+        assert res.status == 200 and (await res.text()).startswith("value 3 pid ")
+        assert int((await res.text()).split()[-1]) in {w["pid"] for w in
+                                                        (await (await client.get("/system_stats")).json())["workers"]}
     finally:
         await client.close()
