@@ -40,6 +40,10 @@ def make_backend(config: ServerConfig, store: JobStore, executor: Any, hub: Hub,
     """The in-process worker, or the Ray backend when `config.ray` is set (Ray imported only then)."""
     if config.ray is None:
         return Worker(store, executor, hub, previews=config.previews_enabled, on_change=on_change)
-    from .ray_backend import RayBackend  # the optional extra [ray]
-
+    if config.ray_workers is not None and config.ray_workers < 1 or config.ray_attempts < 1:
+        raise ValueError("--ray-workers and --ray-attempts must be at least 1")
+    try:
+        from .ray_backend import RayBackend  # the optional extra [ray]
+    except ImportError as exc:
+        raise ValueError(f"--ray needs Ray (pip install 'diffgraph[ray]'): {exc}") from None
     return RayBackend(store, executor, hub, registry, config, on_change=on_change)

@@ -221,6 +221,7 @@ class RayBackend(Worker):
         self.retries: dict[str, list[list[Any]]] = {}
         self._owns_ray = False
         self._started = threading.Event()
+        self.boot_error: str | None = None
 
     # `current` is per worker thread: run_job() sets its own slot's; other threads see any running job
     @property  # type: ignore[override]
@@ -253,8 +254,9 @@ class RayBackend(Worker):
                 slot.thread = threading.Thread(target=self._serve, args=(slot,), name=f"diffgraph-{slot.name}",
                                                daemon=True)
                 slot.thread.start()
-        except Exception:
-            log.exception("the Ray backend could not start; prompts stay queued")
+        except Exception as exc:
+            self.boot_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the Ray backend could not start; prompts stay queued until a restart")
             return
         finally:
             self._started.set()
@@ -339,6 +341,8 @@ class RayBackend(Worker):
         return {s.running.prompt_id: s.name for s in self._slots if s.running is not None}
 
     def describe(self) -> list[dict[str, Any]]:
+        if self.boot_error is not None:
+            return [{"name": "ray", "kind": "ray", "ready": False, "error": self.boot_error}]
         return [{"name": s.name, "kind": "ray", "ready": s.ready, "pid": s.info.get("pid"),
                  "node_ip": s.info.get("node_ip"), "device": s.info.get("device"), "runs": s.runs,
                  "running": s.running.prompt_id if s.running is not None else None} for s in self._slots]
