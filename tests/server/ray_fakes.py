@@ -83,7 +83,23 @@ class Die:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Seed, Burn, WhoAmI, SaveText, Peek, Die)}
+class ModelPid:
+    """A ComfyUI V1 output node taking a MODEL: shows which worker process holds it."""
+    NODE_NAME = "ModelPid"
+    CATEGORY = "test"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+    FUNCTION = "run"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "value": ("INT", {"default": 0})}}
+
+    def run(self, model, value):
+        return {"ui": {"pid": [os.getpid()], "value": [value]}}
+
+
+NODE_CLASS_MAPPINGS = {cls.NODE_NAME: cls for cls in (Seed, Burn, WhoAmI, SaveText, Peek, Die, ModelPid)}
 
 
 def who(value: int, seconds: float = 0.0, seed: int = 0) -> dict:

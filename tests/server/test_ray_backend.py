@@ -40,14 +40,14 @@ def local_ray():
 
 
 def ray_base(base: Path) -> Path:
-    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes").mkdir(parents=True, exist_ok=True)
     shutil.copy(Path(__file__).with_name("ray_fakes.py"), base / "custom_nodes" / "ray_fakes.py")
     return base
 
 
 async def ray_client(base: Path, **overrides) -> TestClient:
-    config = ServerConfig(base_directory=ray_base(base), load_builtin_nodes=False, ray="local", ray_workers=2,
-                          **overrides)
+    settings = {"load_builtin_nodes": False, "ray": "local", "ray_workers": 2, **overrides}
+    config = ServerConfig(base_directory=ray_base(base), **settings)
     client = TestClient(TestServer(create_app(config)))
     await client.start_server()
     assert await asyncio.to_thread(client.app[WORKER].wait_ready, 120), "the Ray workers did not start"
@@ -191,5 +191,32 @@ async def test_shared_output_folder_mode_and_previews_reach_the_submitting_clien
         assert res.status == 200 and (await res.text()).startswith("value 3 pid ")
         assert int((await res.text()).split()[-1]) in {w["pid"] for w in
                                                         (await (await client.get("/system_stats")).json())["workers"]}
+    finally:
+        await client.close()
+
+
+async def test_a_second_prompt_on_the_same_checkpoint_goes_to_the_worker_that_loaded_it(base):
+    torch = pytest.importorskip("torch")
+    from nodes.sd.tiny import write_tiny_checkpoint
+
+    write_tiny_checkpoint(base / "models" / "checkpoints" / "tiny.safetensors", 0, dtype=torch.float16)
+    client = await ray_client(base, load_builtin_nodes=True, cpu=True)
+    try:
+        def on_ckpt(value: int) -> dict:
+            return {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny.safetensors"}},
+                    "2": {"class_type": "ModelPid", "inputs": {"model": ["1", 0], "value": value}}}
+        # ray-0 is busy, so the checkpoint loads on ray-1; then with both idle, a plain tie-break would
+        # pick ray-0, affinity picks ray-1 (which holds the loaded checkpoint)
+        busy = (await post_prompt(client, ray_fakes.who(1, 1.5, seed=9)))["prompt_id"]
+        await wait_running(client, busy)
+        first = await wait_done(client, (await post_prompt(client, on_ckpt(1)))["prompt_id"], timeout=120)
+        await wait_done(client, busy)
+        workers = (await (await client.get("/system_stats")).json())["workers"]
+        holder = next(w["pid"] for w in workers if w["name"] == "ray-1")
+        assert first["outputs"]["2"]["pid"] == [holder], first["status"]
+        second = await wait_done(client, (await post_prompt(client, on_ckpt(2)))["prompt_id"], timeout=120)
+        assert second["outputs"]["2"]["pid"] == [holder]
+        cached = next(m[1]["nodes"] for m in second["status"]["messages"] if m[0] == "execution_cached")
+        assert "1" in cached, "the checkpoint was loaded again"
     finally:
         await client.close()
