@@ -220,3 +220,30 @@ async def test_a_second_prompt_on_the_same_checkpoint_goes_to_the_worker_that_lo
         assert "1" in cached, "the checkpoint was loaded again"
     finally:
         await client.close()
+
+
+async def test_front_keeps_its_meaning_and_a_restarted_server_runs_the_interrupted_prompt(base):
+    client = await ray_client(base)
+    try:
+        busy = [(await post_prompt(client, ray_fakes.who(i, 1.0, seed=20 + i)))["prompt_id"] for i in range(2)]
+        for pid in busy:
+            await wait_running(client, pid)
+        back = (await post_prompt(client, ray_fakes.who(3, 0.0, seed=30)))["prompt_id"]
+        first = (await post_prompt(client, ray_fakes.who(4, 0.0, seed=31), front=True))["prompt_id"]
+        for pid in (back, first):
+            await wait_done(client, pid)
+        jobs = {j["id"]: j for j in (await (await client.get("/api/jobs")).json())["jobs"]}
+        assert jobs[first]["started_at"] < jobs[back]["started_at"]
+        # a server stopped with a prompt running on a worker: after a restart it runs, once
+        long = (await post_prompt(client, ray_fakes.who(5, 3.0, seed=40)))["prompt_id"]
+        await wait_running(client, long)
+    finally:
+        await client.close()
+    client = await ray_client(base)
+    try:
+        entry = await wait_done(client, long, timeout=60)
+        assert entry["status"]["status_str"] == "success"
+        history = await (await client.get("/history")).json()
+        assert list(history).count(long) == 1 and len(history) == 5
+    finally:
+        await client.close()
