@@ -202,7 +202,9 @@ class NodeSchema:
 
     @cached_property
     def hidden(self) -> dict[str, str]:
-        return {i.name: str(i.type) for i in self.inputs if i.section == "hidden"}
+        # V1 nodes write "UNIQUE_ID"; V3 nodes (as ComfyUI's get_v1_info) write ("UNIQUE_ID",)
+        return {i.name: str(i.type[0] if isinstance(i.type, (list, tuple)) and i.type else i.type)
+                for i in self.inputs if i.section == "hidden"}
 
     @cached_property
     def is_async(self) -> bool:

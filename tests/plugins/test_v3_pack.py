@@ -1,0 +1,116 @@
+"""A ComfyUI V3 pack (comfy_api.latest, comfy_entrypoint) loads, shows in /object_info as ComfyUI shows
+V3 nodes, and runs through the server: POST /prompt, history outputs, a ui output, a lazy input that is
+never evaluated, validate_inputs rejecting a prompt, an async execute reading cls.hidden."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from engine import NodeRegistry, activate_paths, active_paths
+from engine.plugins import load_packs
+from server.app import create_app
+from server.config import ServerConfig
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "v3_pack"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    base = tmp_path_factory.mktemp("v3_base")
+    shutil.copytree(FIXTURE, base / "custom_nodes" / "v3_pack", ignore=shutil.ignore_patterns("__pycache__"))
+    return base
+
+
+def serve(base, check):
+    previous = active_paths()
+    app = create_app(ServerConfig(base_directory=base, load_builtin_nodes=False))
+
+    async def go():
+        async with TestClient(TestServer(app)) as client:
+            return await check(client)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        activate_paths(previous)
+
+
+async def run(client, prompt, timeout=10.0):
+    res = await client.post("/prompt", json={"prompt": prompt, "client_id": "v3"})
+    if res.status != 200:
+        return res.status, await res.json()
+    pid = (await res.json())["prompt_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = await (await client.get(f"/history/{pid}")).json()
+        if body:
+            return 200, body[pid]
+        await asyncio.sleep(0.02)
+    raise AssertionError("prompt did not finish")
+
+
+def test_v3_pack_is_loaded_through_comfy_entrypoint(base):
+    report = load_packs([base / "custom_nodes"], registry := NodeRegistry())
+    pack = report.get("v3_pack")
+    assert pack.state == "loaded", pack.error
+    assert sorted(pack.nodes) == ["V3Add", "V3Boom", "V3Show", "V3Switch"]
+    assert registry.get_class("V3Add").RETURN_TYPES == ("INT",)
+
+
+def test_v3_nodes_in_object_info_have_comfyuis_v3_shape(base):
+    async def check(client):
+        return await (await client.get("/object_info")).json()
+
+    info = serve(base, check)
+    add = info["V3Add"]
+    assert add["input"] == {"required": {"a": ["INT", {"default": 1, "min": 0, "max": 100, "tooltip": "first"}]},
+                            "optional": {"b": ["INT", {"default": 2, "min": 0, "max": 100, "step": 1}]}}
+    assert add["input_order"] == {"required": ["a"], "optional": ["b"]}
+    assert add["output"] == ["INT"] and add["output_name"] == ["sum"] and add["output_is_list"] == [False]
+    assert add["output_tooltips"] == ["a + b"]
+    assert (add["name"], add["display_name"], add["category"], add["description"]) == \
+        ("V3Add", "V3 Add", "v3test", "a + b")
+    assert add["output_node"] is False
+    show = info["V3Show"]
+    assert show["output_node"] is True and show["output"] == []
+    # ComfyUI's V3 output nodes get prompt and extra_pnginfo as hidden inputs besides what they ask for
+    assert show["input"]["hidden"] == {"unique_id": ["UNIQUE_ID"], "prompt": ["PROMPT"],
+                                       "extra_pnginfo": ["EXTRA_PNGINFO"]}
+    assert show["input"]["required"]["style"] == ["COMBO", {"default": "plain", "options": ["plain", "loud"]}]
+    assert info["V3Switch"]["input"]["required"]["a"] == ["*", {"lazy": True}]
+    assert info["V3Boom"]["display_name"] == "V3Boom"  # no display_name: the node id, as ComfyUI shows it
+
+
+def test_v3_prompt_runs_with_ui_output_lazy_input_and_hidden_unique_id(base):
+    prompt = {
+        "1": {"class_type": "V3Add", "inputs": {"a": 40, "b": 2}},
+        "2": {"class_type": "V3Boom", "inputs": {}},
+        "3": {"class_type": "V3Switch", "inputs": {"use_a": True, "a": ["1", 0], "b": ["2", 0]}},
+        "4": {"class_type": "V3Show", "inputs": {"value": ["3", 0], "style": "loud"}},
+    }
+
+    async def check(client):
+        return await run(client, prompt)
+
+    status, entry = serve(base, check)
+    assert status == 200
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    assert entry["outputs"]["4"] == {"text": ["42! from 4"]}
+
+
+def test_v3_validate_inputs_rejects_the_prompt_with_its_message(base):
+    prompt = {"1": {"class_type": "V3Add", "inputs": {"a": 1, "b": 13}},
+              "2": {"class_type": "V3Show", "inputs": {"value": ["1", 0], "style": "plain"}}}
+
+    async def check(client):
+        return await run(client, prompt)
+
+    status, body = serve(base, check)
+    assert status == 400
+    errors = body["node_errors"]["1"]["errors"]
+    assert any(e["type"] == "custom_validation_failed" and "b may not be 13" in e["details"] for e in errors), errors
