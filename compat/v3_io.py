@@ -359,6 +359,7 @@ class _NodeMeta(type):
     DEPRECATED = property(lambda c: c._v3().is_deprecated)
     EXPERIMENTAL = property(lambda c: c._v3().is_experimental)
     API_NODE = property(lambda c: c._v3().is_api_node)
+    OBJECT_INFO_EXTRA = property(lambda c: _object_info_extra(c._v3()))
     FUNCTION = property(lambda c: "EXECUTE_NORMALIZED_ASYNC" if inspect.iscoroutinefunction(c.execute)
                         else "EXECUTE_NORMALIZED")
 
@@ -368,6 +369,17 @@ class _NodeMeta(type):
         if hook and _overrides(cls, hook):
             return getattr(cls, hook)
         raise AttributeError(name)
+
+
+def _object_info_extra(schema: Schema) -> dict[str, Any]:
+    """The /object_info keys ComfyUI shows for a V3 node beyond a V1 node's (its NodeInfoV1 fields),
+    with its nulls: no display_name or tooltip given is shown as null, not filled in."""
+    return {"display_name": schema.display_name, "is_input_list": schema.is_input_list,
+            "output_tooltips": [o.tooltip for o in schema.outputs], "output_matchtypes": None,
+            "has_intermediate_output": False, "deprecated": schema.is_deprecated,
+            "experimental": schema.is_experimental, "dev_only": schema.is_dev_only,
+            "api_node": schema.is_api_node, "price_badge": None,
+            "search_aliases": list(schema.search_aliases) or None, "essentials_category": None}
 
 
 def _overrides(cls: type, name: str) -> bool:

@@ -180,6 +180,9 @@ class NodeSchema:
         flags = {k.lower(): True for k in ("DEPRECATED", "EXPERIMENTAL") if getattr(node_cls, k, False)}
         if hasattr(node_cls, "API_NODE"):
             flags["api_node"] = bool(node_cls.API_NODE)
+        extra = getattr(node_cls, "OBJECT_INFO_EXTRA", None)  # V3 nodes (compat/v3_io.py): ComfyUI's extra keys
+        if isinstance(extra, dict):
+            flags.update(extra)
         return cls(
             name=name, cls=node_cls,
             display_name=display_name or getattr(node_cls, "DISPLAY_NAME", None) or name,

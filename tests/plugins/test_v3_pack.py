@@ -83,7 +83,13 @@ def test_v3_nodes_in_object_info_have_comfyuis_v3_shape(base):
                                        "extra_pnginfo": ["EXTRA_PNGINFO"]}
     assert show["input"]["required"]["style"] == ["COMBO", {"default": "plain", "options": ["plain", "loud"]}]
     assert info["V3Switch"]["input"]["required"]["a"] == ["*", {"lazy": True}]
-    assert info["V3Boom"]["display_name"] == "V3Boom"  # no display_name: the node id, as ComfyUI shows it
+    boom = info["V3Boom"]  # no display_name, no tooltip: null, as ComfyUI shows them
+    assert boom["display_name"] is None and boom["output_tooltips"] == [None]
+    assert {k: boom[k] for k in ("is_input_list", "deprecated", "experimental", "dev_only", "api_node",
+                                 "search_aliases", "output_matchtypes")} == \
+        {"is_input_list": False, "deprecated": False, "experimental": False, "dev_only": False,
+         "api_node": False, "search_aliases": None, "output_matchtypes": None}
+    assert boom["python_module"] == "custom_nodes.v3_pack"
 
 
 def test_v3_prompt_runs_with_ui_output_lazy_input_and_hidden_unique_id(base):
