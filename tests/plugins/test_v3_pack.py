@@ -58,7 +58,7 @@ def test_v3_pack_is_loaded_through_comfy_entrypoint(base):
     report = load_packs([base / "custom_nodes"], registry := NodeRegistry())
     pack = report.get("v3_pack")
     assert pack.state == "loaded", pack.error
-    assert sorted(pack.nodes) == ["V3Add", "V3Boom", "V3Show", "V3Switch"]
+    assert sorted(pack.nodes) == ["V3Add", "V3Boom", "V3Gray", "V3Show", "V3Switch"]
     assert registry.get_class("V3Add").RETURN_TYPES == ("INT",)
 
 
@@ -120,3 +120,21 @@ def test_v3_validate_inputs_rejects_the_prompt_with_its_message(base):
     assert status == 400
     errors = body["node_errors"]["1"]["errors"]
     assert any(e["type"] == "custom_validation_failed" and "b may not be 13" in e["details"] for e in errors), errors
+
+
+def test_v3_preview_image_ui_writes_a_temp_png_listed_in_history(base):
+    from PIL import Image
+
+    prompt = {"1": {"class_type": "V3Gray", "inputs": {"level": 0.5}}}
+
+    async def check(client):
+        return await run(client, prompt)
+
+    status, entry = serve(base, check)
+    assert status == 200 and entry["status"]["status_str"] == "success", entry
+    ui = entry["outputs"]["1"]
+    assert ui["animated"] == [False] and len(ui["images"]) == 1
+    item = ui["images"][0]
+    assert item["type"] == "temp" and item["filename"].startswith("ComfyUI_temp_")
+    with Image.open(base / "temp" / item["subfolder"] / item["filename"]) as png:
+        assert png.size == (6, 4) and png.getpixel((0, 0)) == (127, 127, 127)  # ComfyUI truncates 127.5
