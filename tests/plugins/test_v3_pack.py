@@ -138,3 +138,11 @@ def test_v3_preview_image_ui_writes_a_temp_png_listed_in_history(base):
     assert item["type"] == "temp" and item["filename"].startswith("ComfyUI_temp_")
     with Image.open(base / "temp" / item["subfolder"] / item["filename"]) as png:
         assert png.size == (6, 4) and png.getpixel((0, 0)) == (127, 127, 127)  # ComfyUI truncates 127.5
+
+
+def test_v3_pack_loads_from_code_that_already_runs_an_event_loop(base):
+    async def load():
+        return load_packs([base / "custom_nodes"], NodeRegistry())
+
+    report = asyncio.run(load())  # the async comfy_entrypoint is awaited on a helper thread
+    assert report.get("v3_pack").state == "loaded", report.get("v3_pack").error
