@@ -6,8 +6,11 @@ nodes) is recorded in the LoadReport with its traceback and logged; it never sto
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib
 import importlib.util
+import inspect
 import logging
 import re
 import sys
@@ -20,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import PluginLoadError
+from .errors import NodeDefinitionError, PluginLoadError
 from .registry import NodeRegistry
 
 log = logging.getLogger(__name__)
@@ -277,6 +280,12 @@ def _register(module: types.ModuleType, entry: Path, registry: NodeRegistry, rep
     has_mappings = isinstance(getattr(module, "NODE_CLASS_MAPPINGS", None), dict)
     report.web_directory = _web_directory(module, entry, report)
     report.nodes, refused = registry.register_module(module, pack=report.name)
+    for name, cls in _entrypoint_nodes(module, report.name).items():  # ComfyUI V3 packs
+        try:
+            registry.register(cls, name, None, report.name)
+            report.nodes.append(name)
+        except NodeDefinitionError as exc:
+            refused.append(str(exc))
     report.refused.extend(refused)
     for msg in refused:
         log.warning("custom node pack %s: %s", report.name, msg)
@@ -285,8 +294,41 @@ def _register(module: types.ModuleType, entry: Path, registry: NodeRegistry, rep
     if refused:
         raise PluginLoadError(f"every node of {report.name} was refused: {'; '.join(refused)}")
     if hasattr(module, "comfy_entrypoint") and not has_mappings:
-        raise PluginLoadError("ComfyUI V3 packs (comfy_entrypoint) are not supported; export NODE_CLASS_MAPPINGS")
+        raise PluginLoadError(f"{report.name}: comfy_entrypoint() returned an extension with no nodes")
     raise PluginLoadError(f"{report.name} defines no nodes: no NODE_CLASS_MAPPINGS entries and no @node classes")
+
+
+def _entrypoint_nodes(module: types.ModuleType, pack: str) -> dict[str, type]:
+    """A V3 pack's nodes: `comfy_entrypoint()` (sync or async) gives an extension whose (async)
+    `on_load()` runs first and whose `get_node_list()` lists classes, each named by its schema's node_id."""
+    entry = getattr(module, "comfy_entrypoint", None)
+    if not callable(entry):
+        return {}
+    extension = _resolve(entry())
+    if hasattr(extension, "on_load"):
+        _resolve(extension.on_load())
+    found: dict[str, type] = {}
+    for cls in _resolve(extension.get_node_list()) or []:
+        schema = cls.GET_SCHEMA() if hasattr(cls, "GET_SCHEMA") else None
+        name = getattr(schema, "node_id", None) or cls.__name__
+        if name in found:
+            raise PluginLoadError(f"{pack}: two V3 nodes share the node_id {name!r}")
+        found[name] = cls
+    return found
+
+
+def _resolve(value: Any) -> Any:
+    """Await a coroutine from plain code; in a thread of its own when an event loop is running here."""
+    if not inspect.isawaitable(value):
+        return value
+    async def wait() -> Any:
+        return await value
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, wait()).result()
 
 
 def _web_directory(module: types.ModuleType, entry: Path, report: PackReport) -> str | None:

@@ -180,6 +180,9 @@ class NodeSchema:
         flags = {k.lower(): True for k in ("DEPRECATED", "EXPERIMENTAL") if getattr(node_cls, k, False)}
         if hasattr(node_cls, "API_NODE"):
             flags["api_node"] = bool(node_cls.API_NODE)
+        extra = getattr(node_cls, "OBJECT_INFO_EXTRA", None)  # V3 nodes (compat/v3_io.py): ComfyUI's extra keys
+        if isinstance(extra, dict):
+            flags.update(extra)
         return cls(
             name=name, cls=node_cls,
             display_name=display_name or getattr(node_cls, "DISPLAY_NAME", None) or name,
@@ -202,7 +205,9 @@ class NodeSchema:
 
     @cached_property
     def hidden(self) -> dict[str, str]:
-        return {i.name: str(i.type) for i in self.inputs if i.section == "hidden"}
+        # V1 nodes write "UNIQUE_ID"; V3 nodes (as ComfyUI's get_v1_info) write ("UNIQUE_ID",)
+        return {i.name: str(i.type[0] if isinstance(i.type, (list, tuple)) and i.type else i.type)
+                for i in self.inputs if i.section == "hidden"}
 
     @cached_property
     def is_async(self) -> bool:
