@@ -145,3 +145,34 @@ def test_checkpoint_save_round_trip_keeps_sd2_and_v_prediction(sd2_paths):
     assert model2.family == "sd2" and model2.prediction_type == "v_prediction" and clip2.layer_idx == -2
     for a, b in zip(clip.text_encoder.state_dict().values(), clip2.text_encoder.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "workflows-comfyui"
+SD2_WORKFLOWS = {"txt2img_embedding": (("4",), ("3",), ("5",)), "hiresfix_latent": (("16",), ("3", "11"), ("5", "10"))}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared ComfyUI workflows (../shared/workflows-comfyui) not present")
+@pytest.mark.parametrize("name", sorted(SD2_WORKFLOWS))
+def test_shared_sd21_768_workflows_run_on_a_tiny_v_prediction_file(sd2_paths, name):
+    import json
+
+    from engine import NodeRegistry
+    from engine.executor import Executor
+    from engine.plugins import load_builtin
+    from engine.workflow import validate_prompt
+
+    loaders, samplers, sizes = SD2_WORKFLOWS[name]
+    prompt = json.loads((SHARED / f"{name}.api.json").read_text())
+    registry = NodeRegistry()
+    load_builtin(registry)
+    assert not validate_prompt(prompt, registry).ok  # the shipped name is not in models/checkpoints
+    for nid in loaders:
+        prompt[nid]["inputs"]["ckpt_name"] = "sd2v.safetensors"
+    assert validate_prompt(prompt, registry).ok
+    for nid in samplers:
+        prompt[nid]["inputs"]["steps"] = 2
+    for nid, px in zip(sizes, (64, 96), strict=False):
+        prompt[nid]["inputs"].update(width=px, height=px)
+    result = Executor(registry).run(prompt, run_id=name)
+    assert result.status == "success", result.failures
+    assert result.outputs["9"]["images"]
