@@ -84,7 +84,8 @@ class CheckpointSave:
 
     def run(self, model: DiffusionModel, clip: ClipModel, vae: VaeModel, filename_prefix: str,
             prompt: Any = None, extra_pnginfo: Any = None) -> dict[str, Any]:
-        metadata = {"modelspec.architecture": "stable-diffusion-v1", "diffgraph.family": model.family}
+        arch_name = "stable-diffusion-v2" if model.family == "sd2" else "stable-diffusion-v1"
+        metadata = {"modelspec.architecture": arch_name, "diffgraph.family": model.family}
         if prompt is not None:
             metadata["prompt"] = json.dumps(prompt)
         for key, value in (extra_pnginfo or {}).items():

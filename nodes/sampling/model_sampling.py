@@ -38,6 +38,17 @@ def betas_from_config(config: dict[str, Any]) -> torch.Tensor:
     raise ValueError(f"beta_schedule {kind!r} is not supported (use linear, scaled_linear or squaredcos_cap_v2)")
 
 
+def zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Lin et al. 2024, alg. 1: shift and scale sqrt(alpha_bar) so the last step has zero SNR. As ComfyUI
+    does, the last alpha_bar is then set to a tiny positive value so its sigma stays finite."""
+    root = alphas_cumprod.sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    out = root ** 2
+    out[-1] = 4.8973451890853435e-08
+    return out
+
+
 @dataclass(frozen=True)
 class ModelSampling:
     """Sigma table of a discrete-time model and the eps/v parameterisation around the UNet.
@@ -53,10 +64,12 @@ class ModelSampling:
     def from_config(cls, config: dict[str, Any]) -> ModelSampling:
         betas = betas_from_config(config)
         alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+        if config.get("rescale_betas_zero_snr"):
+            alphas_cumprod = zero_terminal_snr(alphas_cumprod)
         sigmas = ((1.0 - alphas_cumprod) / alphas_cumprod) ** 0.5
         kind = config.get("prediction_type", "epsilon")
-        if kind not in ("epsilon", "v_prediction"):
-            raise ValueError(f"prediction_type {kind!r} is not supported (epsilon or v_prediction)")
+        if kind not in ("epsilon", "v_prediction", "sample"):
+            raise ValueError(f"prediction_type {kind!r} is not supported (epsilon, v_prediction or sample)")
         return cls(sigmas.float(), kind)
 
     @property
@@ -117,4 +130,6 @@ class ModelSampling:
         sigma = sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1)) if sigma.ndim else sigma
         if self.prediction_type == "v_prediction":
             return x / (sigma ** 2 + 1.0) - output * sigma / (sigma ** 2 + 1.0) ** 0.5
+        if self.prediction_type == "sample":  # the model predicts x0 itself (ComfyUI's "x0")
+            return output
         return x - output * sigma

@@ -3,8 +3,8 @@
 Everything is read from key names and shapes (channels, levels, blocks, attention placement,
 transformer depth, context dim, in/out channels), so a full SD1.5 file and a tiny test file go
 through the same code. What shapes cannot tell (UNet heads, norm groups, VAE scale) follows the
-family's convention. SD2.x and SDXL are recognised and refused with what was found; their config
-builders slot in beside `sd1_configs` later.
+family's convention. SD2.x differs in its text encoder and head size (nodes/sd/sd2.py); SDXL is
+recognised and refused with what was found.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from .convert import CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
 from .safetensors_io import CheckpointError
+from .sd2 import OPENCLIP_PREFIX, is_sd2, openclip_shapes, sd2_clip_config, sd2_unet_config
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -62,18 +63,17 @@ def detect_family(shapes: Shapes) -> str:
     ctx = next((s[1] for k, s in unet.items() if k.endswith("attn2.to_k.weight")), None)
     if any(k.startswith("conditioner.embedders.") for k in keys) or "label_emb.0.0.weight" in unet:
         raise CheckpointError(f"this is an SDXL checkpoint (conditioner.embedders.*, label_emb, context_dim "
-                              f"{ctx}); only Stable Diffusion 1.x checkpoints are supported so far")
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        raise CheckpointError(f"this is a Stable Diffusion 2.x checkpoint (OpenCLIP text encoder "
-                              f"cond_stage_model.model.*, context_dim {ctx}; v-prediction or epsilon); only "
-                              f"Stable Diffusion 1.x checkpoints are supported so far")
-    missing = [p for p in (UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX) if not any(k.startswith(p) for k in keys)]
+                              f"{ctx}); only Stable Diffusion 1.x and 2.x checkpoints are supported so far")
+    family, text = ("sd2", OPENCLIP_PREFIX) if is_sd2(keys) else ("sd1", CLIP_PREFIX)
+    name = "Stable Diffusion 2.x" if family == "sd2" else "Stable Diffusion 1.x"
+    missing = [p for p in (UNET_PREFIX, VAE_PREFIX, text) if not any(k.startswith(p) for k in keys)]
     if missing:
-        raise CheckpointError(f"not a Stable Diffusion 1.x checkpoint: no {', '.join(p + '*' for p in missing)} "
+        raise CheckpointError(f"not a {name} checkpoint: no {', '.join(p + '*' for p in missing)} "
                               f"keys (top-level names found: {_prefixes(keys)})")
     if ctx is not None and ctx != _clip_width(shapes):
-        raise CheckpointError(f"UNet context_dim {ctx} does not match the CLIP width {_clip_width(shapes)}")
-    return "sd1"
+        raise CheckpointError(f"UNet context_dim {ctx} does not match the {name} text encoder width "
+                              f"{_clip_width(shapes)}")
+    return family
 
 
 def _clip_width(shapes: Shapes) -> int | None:
@@ -83,6 +83,8 @@ def _clip_width(shapes: Shapes) -> int | None:
 
 
 def _clip_shapes(shapes: Shapes) -> dict[str, tuple[int, ...]]:
+    if is_sd2(shapes.keys()):
+        return openclip_shapes(shapes)
     clip = _sub(shapes, CLIP_PREFIX)
     return {(k[len("text_model."):] if k.startswith("text_model.") else k): v for k, v in clip.items()}
 
@@ -101,7 +103,7 @@ def unet_config(unet: Shapes) -> dict[str, Any]:
         depth = len(_indices(unet, r"middle_block\.1\.transformer_blocks\.(\d+)\."))
         context = next(s[1] for k, s in unet.items() if k.endswith("attn2.to_k.weight"))
     except (KeyError, StopIteration) as exc:
-        raise CheckpointError(f"UNet layout not recognised (missing {exc}); is this an SD1.x checkpoint?") from None
+        raise CheckpointError(f"UNet layout not recognised (missing {exc}); is this an SD1.x/2.x checkpoint?") from None
     if layers < 1 or any(c % NORM_GROUPS for c in channels):
         raise CheckpointError(f"UNet layout not recognised: {layers} layers per block, channels {channels}")
     cfg = dict(sample_size=64, in_channels=conv_in[1], out_channels=unet["out.2.weight"][0],
@@ -153,8 +155,10 @@ def clip_config(clip: Shapes) -> dict[str, Any]:
 def infer_architecture(shapes: Shapes) -> Architecture:
     """Family and configs of a whole original-layout checkpoint, from its key -> shape map."""
     family = detect_family(shapes)
-    return Architecture(family=family, unet=unet_config(_sub(shapes, UNET_PREFIX)),
-                        vae=vae_config(_sub(shapes, VAE_PREFIX)), clip=clip_config(_clip_shapes(shapes)),
+    unet, clip = unet_config(_sub(shapes, UNET_PREFIX)), clip_config(_clip_shapes(shapes))
+    if family == "sd2":
+        unet, clip = sd2_unet_config(unet), sd2_clip_config(clip)
+    return Architecture(family=family, unet=unet, vae=vae_config(_sub(shapes, VAE_PREFIX)), clip=clip,
                         scheduler=dict(SD1_SCHEDULER))
 
 

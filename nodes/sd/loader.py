@@ -24,11 +24,13 @@ from .convert import (
     KeyMappingError,
     checkpoint_from_original,
     clip_to_original,
+    unet_from_original,
     unet_to_original,
     vae_from_original,
     vae_to_original,
 )
 from .safetensors_io import CheckpointError, StateDictSource
+from .sd2 import OPENCLIP_PREFIX, SD2_PAD, detect_prediction, openclip_to_transformers, transformers_to_openclip
 
 DEVICE_ENV = "DIFFGRAPH_DEVICE"
 
@@ -88,7 +90,7 @@ def make_clip(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor])
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str | None = None
                     ) -> tuple[DiffusionModel, ClipModel, VaeModel]:
-    """Load an original-layout SD1 single-file checkpoint; errors are `CheckpointError`s."""
+    """Load an original-layout SD1/SD2 single-file checkpoint; errors are `CheckpointError`s."""
     ckpt, arch = read_original(path, device)
     try:
         return objects_from_original(ckpt, arch)
@@ -100,13 +102,24 @@ def objects_from_original(ckpt: dict[str, torch.Tensor], arch: Any) -> tuple[Dif
     """MODEL, CLIP and VAE from an original-layout dict (its tensors are adopted, not copied)."""
     from .text import clip_tokenizer
 
-    unet_sd, vae_sd, clip_sd = checkpoint_from_original(ckpt)
+    scheduler = dict(arch.scheduler)
+    options: dict[str, Any] = {}
+    if arch.family == "sd2":
+        scheduler["prediction_type"] = detect_prediction(ckpt, UNET_PREFIX)
+        clip_sd = openclip_to_transformers(ckpt)
+        unet_sd = unet_from_original({k: v for k, v in ckpt.items() if k.startswith(UNET_PREFIX)})
+        vae_sd = vae_from_original({k: v for k, v in ckpt.items() if k.startswith(VAE_PREFIX)})
+        options["pad_token"] = SD2_PAD
+    else:
+        unet_sd, vae_sd, clip_sd = checkpoint_from_original(ckpt)
     ckpt.clear()
     # The SD1 VAE overflows in fp16; it is small, so it always runs in fp32.
     vae_sd = {k: v.float() for k, v in vae_sd.items()}
-    model = DiffusionModel(unet=make_unet(arch.unet, unet_sd), scheduler_config=dict(arch.scheduler),
+    model = DiffusionModel(unet=make_unet(arch.unet, unet_sd), scheduler_config=scheduler,
                            family=arch.family, latent_scale=arch.vae["scaling_factor"])
-    clip = ClipModel(tokenizer=clip_tokenizer(), text_encoder=make_clip(arch.clip, clip_sd))
+    # SD2's default is the penultimate layer (ComfyUI's SD2 CLIP); CLIPSetLastLayer(-1) selects the last.
+    clip = ClipModel(tokenizer=clip_tokenizer(), text_encoder=make_clip(arch.clip, clip_sd),
+                     layer_idx=-2 if arch.family == "sd2" else -1, options=options)
     vae = VaeModel(vae=make_vae(arch.vae, vae_sd), scaling_factor=arch.vae["scaling_factor"])
     return model, clip, vae
 
@@ -120,8 +133,9 @@ def read_original(path: str | os.PathLike, device: torch.device | str | None = N
         with StateDictSource(path) as src:
             arch = infer_architecture(src.shapes())
             ckpt: dict[str, torch.Tensor] = {}
-            for prefix in (UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX):
-                keys = [k for k in src.keys() if k.startswith(prefix) and not k.endswith("embeddings.position_ids")]
+            for prefix in (UNET_PREFIX, VAE_PREFIX, CLIP_PREFIX, OPENCLIP_PREFIX, "v_pred"):
+                keys = [k for k in src.keys() if k.startswith(prefix) and not k.endswith("embeddings.position_ids")
+                        and not k.startswith(OPENCLIP_PREFIX + "visual.")]
                 ckpt.update(src.load(keys, device))
             return ckpt, arch
     except CheckpointError as exc:
@@ -159,8 +173,10 @@ def load_vae(path: str | os.PathLike, device: torch.device | str | None = None) 
 def checkpoint_state_dict(model: DiffusionModel, clip: ClipModel, vae: VaeModel,
                           dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The original single-file layout of three loaded objects, as contiguous CPU tensors."""
-    ckpt = {**unet_to_original(model.unet.state_dict()), **vae_to_original(vae.vae.state_dict()),
-            **clip_to_original(clip.text_encoder.state_dict())}
+    text = (transformers_to_openclip if model.family == "sd2" else clip_to_original)(clip.text_encoder.state_dict())
+    ckpt = {**unet_to_original(model.unet.state_dict()), **vae_to_original(vae.vae.state_dict()), **text}
+    if model.family == "sd2" and model.prediction_type == "v_prediction":
+        ckpt["v_pred"] = torch.zeros(())  # the marker ComfyUI writes and reads
     return {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
             for k, v in ckpt.items()}
 

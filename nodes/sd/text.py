@@ -89,7 +89,8 @@ def word_ids(tokenizer: Any) -> Callable[[str], list[int]]:
 
 def tokenize(clip: Any, text: str, embedding: Callable[[str], Any] | None = None) -> list[list[tuple[Any, float]]]:
     """ComfyUI's `clip.tokenize(text)` for SD1: windows of 77 (token, weight) pairs."""
-    return tokenize_weighted(text, word_ids(clip.tokenizer), BOS, EOS, EOS, embedding=embedding)
+    pad = getattr(clip, "options", {}).get("pad_token", EOS)  # SD2's OpenCLIP pads with 0
+    return tokenize_weighted(text, word_ids(clip.tokenizer), BOS, EOS, pad, embedding=embedding)
 
 
 def _final_norm(text_encoder: Any) -> Any:
@@ -148,7 +149,8 @@ def encode_windows(clip: Any, windows: list[list[tuple[Any, float]]]) -> tuple[t
     weighted = any(w != 1.0 for window in windows for _t, w in window)
     rows = list(windows)
     if weighted:  # the empty prompt, [BOS, EOS, pad...], anchors the weighting
-        rows.append([(BOS, 1.0), (EOS, 1.0)] + [(EOS, 1.0)] * (len(windows[0]) - 2))
+        pad = getattr(clip, "options", {}).get("pad_token", EOS)
+        rows.append([(BOS, 1.0), (EOS, 1.0)] + [(pad, 1.0)] * (len(windows[0]) - 2))
     ids, vectors = _token_rows(rows)
     hidden, pooled = run_text_encoder(clip.text_encoder, ids, clip.layer_idx, vectors)
     chunks = []

@@ -86,3 +86,61 @@ def sd15_meta_checkpoint() -> dict[str, torch.Tensor]:
         clip = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                                             num_attention_heads=12, hidden_act="quick_gelu"))
     return checkpoint_to_original(unet.state_dict(), vae.state_dict(), clip.state_dict())
+
+
+TINY_SD2_CLIP = dict(TINY_CLIP, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=1,
+                     projection_dim=64, hidden_act="gelu", pad_token_id=0)
+
+
+def tiny_sd2_modules(seed: int = 0, dtype: torch.dtype = torch.float16,
+                     v_prediction: bool = False) -> tuple[Any, Any, Any]:
+    """(UNet2DConditionModel, AutoencoderKL, CLIPTextModel) with SD2's structure at tiny widths: 64-channel
+    heads, linear projections, a GELU text encoder of width 64; weights rounded through `dtype`. With
+    `v_prediction` the norm bias the loader inspects gets the wide spread of the 768-v files."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .convert import unet_to_original
+    from .sd2 import v_prediction_key
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(**dict(TINY_UNET, block_out_channels=(64, 128), attention_head_dim=(1, 2),
+                                           use_linear_projection=True, cross_attention_dim=64,
+                                           down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                           up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")))
+        vae = AutoencoderKL(**TINY_VAE)
+        clip = CLIPTextModel(CLIPTextConfig(**TINY_SD2_CLIP))
+    for module in (unet, vae, clip):
+        module.eval().requires_grad_(False)
+        for param in module.parameters():
+            noise = torch.randn(param.shape, generator=gen) * 0.02
+            param.copy_((param + noise).to(dtype).to(torch.float32))
+    if v_prediction:
+        orig = unet_to_original(unet.state_dict(keep_vars=True))  # the same tensors, original names
+        bias = orig[v_prediction_key(orig)]
+        bias.copy_(torch.linspace(-0.5, 0.5, bias.numel()).to(dtype).to(torch.float32))
+    return unet, vae, clip
+
+
+def write_tiny_sd2_checkpoint(path: str | os.PathLike, seed: int = 0, *, v_prediction: bool = False,
+                              marker: bool = False, dtype: torch.dtype = torch.float16) -> Path:
+    """A tiny SD2-layout checkpoint (OpenCLIP `cond_stage_model.model.*` text tower). With
+    `v_prediction` the UNet norm bias that ComfyUI inspects gets a wide spread (as in the 768-v files),
+    or, with `marker`, the file carries a `v_pred` key instead. Deterministic for the same arguments."""
+    from safetensors.torch import save_file
+
+    from .convert import unet_to_original, vae_to_original
+    from .sd2 import transformers_to_openclip
+
+    unet, vae, clip = tiny_sd2_modules(seed, dtype, v_prediction and not marker)
+    ckpt = {**unet_to_original(unet.state_dict()), **vae_to_original(vae.state_dict()),
+            **transformers_to_openclip(clip.state_dict())}
+    if v_prediction and marker:
+        ckpt["v_pred"] = torch.zeros(())
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in ckpt.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"diffgraph.tiny": "1"})
+    return path
