@@ -118,3 +118,11 @@ def test_default_ui_workflow_tells_a_new_user_the_vocabulary():
     words = set(notes[0].replace(",", " ").replace(".", " ").replace("/", " ").replace(":", " ").split())
     vocabulary = set(dataset.COLOURS) | set(dataset.KINDS) | {w for ws in dataset.SIZE_WORDS.values() for w in ws}
     assert vocabulary <= words, vocabulary - words
+
+
+def test_a_prompt_with_unknown_words_still_gives_a_picture(executor):
+    # README: words the model never saw give a picture, not an error (what it draws is not promised).
+    scene = dataset.held_out_prompts(1)[0]
+    images = evaluate.generate(executor, [scene], ["a photograph of a tabby cat asleep on a sofa"])
+    assert images.shape == (1, models.RESOLUTION, models.RESOLUTION, 3)
+    assert np.isfinite(images).all() and images.std() > 0.01
