@@ -40,6 +40,52 @@ def _held_out_triples() -> frozenset[tuple[str, str, str]]:
 
 
 HELD_OUT: frozenset[tuple[str, str, str]] = _held_out_triples()
+
+# Caption variety (issue 16): a model trained on one template learns the template, not the words.
+# Captions are built from a phrasing template, an optional size word (with synonyms) and an optional
+# neutral lead-in that carries no information. {size} expands to "large " / "big " / "" and so on.
+SIZE_WORDS: dict[str, tuple[str, ...]] = {"small": ("small", "little"), "large": ("large", "big")}
+NEUTRAL_LEADS: tuple[str, ...] = ("a picture of ", "an image of ", "a drawing of ", "simple ", "flat ",
+                                  "a simple picture of ", "flat colours: ")
+TRAIN_TEMPLATES: tuple[str, ...] = (
+    "a {size}{colour} {kind} on a {bg} background",
+    "{size}{colour} {kind}, {bg} background",
+    "on a {bg} background, a {size}{colour} {kind}",
+    "a {bg} background with a {size}{colour} {kind}",
+    "a {size}{kind} in {colour} on a {bg} background",
+    "a {size}{colour} {kind} on {bg}",
+    "{size}{colour} {kind} on a {bg} background",
+)
+# Never used in training: new word orders and words the training captions never put in these places.
+HELD_OUT_TEMPLATES: tuple[str, ...] = (
+    "a {size}{colour} {kind} with a {bg} background",
+    "{bg} background, a {size}{colour} {kind}",
+    "the {size}{colour} {kind} on the {bg} background",
+    "a {size}{colour} {kind} on a plain {bg} background",
+    "{bg} background with a {size}{kind} in {colour}",
+)
+SIZE_WORD_PROB = 0.6  # training captions name the size this often
+NEUTRAL_PROB = 0.25  # ...and start with a neutral lead-in this often
+
+
+def phrase(template: str, colour: str, kind: str, background: str, size_word: str = "",
+           lead: str = "") -> str:
+    """Fill one phrasing template; `size_word` may be empty (no size named), `lead` a neutral lead-in."""
+    text = template.format(size=f"{size_word} " if size_word else "", colour=colour, kind=kind, bg=background)
+    if lead and not lead.endswith("of ") and text.startswith("a "):
+        text = text[2:]  # "simple red circle ...", not "simple a red circle ..."
+    return lead + text
+
+
+def random_caption(scene: Scene, rng: random.Random, templates: tuple[str, ...] = TRAIN_TEMPLATES,
+                   size_prob: float = SIZE_WORD_PROB, neutral_prob: float = NEUTRAL_PROB) -> str:
+    """One varied caption for `scene`: a random template, size word (or none) and lead-in (or none)."""
+    template = rng.choice(templates)
+    size_word = rng.choice(SIZE_WORDS[scene.size]) if rng.random() < size_prob else ""
+    lead = rng.choice(NEUTRAL_LEADS) if rng.random() < neutral_prob else ""
+    return phrase(template, scene.colour, scene.kind, scene.background, size_word, lead)
+
+
 SUPERSAMPLE = 4  # draw large, then downsample: anti-aliased edges like a real picture's
 
 
@@ -126,3 +172,21 @@ def held_out_prompts(count: int, seed: int = 0) -> list[Scene]:
     combos = all_combinations(held_out=True)
     rng.shuffle(combos)
     return [place(rng, *combos[i % len(combos)]) for i in range(count)]
+
+
+# The three evaluation splits of `python -m nodes.demo.evaluate`, all on held-out colour/kind/background
+# triples: the training phrasings, phrasings never used in training, and training phrasings with no size word.
+EVAL_SPLITS: tuple[str, ...] = ("training phrasings", "held-out phrasings", "no size word")
+
+
+def evaluation_prompts(split: str, count: int, seed: int = 0) -> list[tuple[Scene, str]]:
+    """`count` (scene, caption) pairs of one evaluation split, reproducibly."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"unknown evaluation split {split!r}; expected one of {EVAL_SPLITS}")
+    rng = random.Random(f"{split}:{seed}")
+    scenes = held_out_prompts(count, seed)
+    if split == "training phrasings":
+        return [(s, random_caption(s, rng, TRAIN_TEMPLATES, size_prob=1.0, neutral_prob=0.0)) for s in scenes]
+    if split == "held-out phrasings":
+        return [(s, random_caption(s, rng, HELD_OUT_TEMPLATES, size_prob=0.5, neutral_prob=0.0)) for s in scenes]
+    return [(s, random_caption(s, rng, TRAIN_TEMPLATES, size_prob=0.0, neutral_prob=0.0)) for s in scenes]

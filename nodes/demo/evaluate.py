@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nodes.demo import sample
-from nodes.demo.dataset import Scene, held_out_prompts
+from nodes.demo.dataset import EVAL_SPLITS, Scene, evaluation_prompts, held_out_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WORKFLOW = ROOT / "workflows" / "default.json"
@@ -53,15 +53,18 @@ def prompt_for(base: dict[str, Any], caption: str, seed: int, sampler: str | Non
     return wf, _node_of(wf, "VAEDecode")
 
 
-def generate(executor: Any, scenes: Sequence[Scene], **overrides: Any) -> np.ndarray:
-    """Run the default workflow once per scene (seed = index); [N, H, W, 3] images in 0..1."""
+def generate(executor: Any, scenes: Sequence[Scene], captions: Sequence[str] | None = None,
+             **overrides: Any) -> np.ndarray:
+    """Run the default workflow once per scene (seed = index) with its caption (default: the scene's
+    canonical caption) as the prompt; [N, H, W, 3] images in 0..1."""
     base = load_default_workflow()
     images = []
-    for i, scene in enumerate(scenes):
-        wf, decode_id = prompt_for(base, scene.caption, seed=i, **overrides)
+    captions = [s.caption for s in scenes] if captions is None else list(captions)
+    for i, (_scene, caption) in enumerate(zip(scenes, captions, strict=True)):
+        wf, decode_id = prompt_for(base, caption, seed=i, **overrides)
         result = executor.run(wf)
         if not result.ok:
-            raise RuntimeError(f"workflow failed for {scene.caption!r}: {result.status} "
+            raise RuntimeError(f"workflow failed for {caption!r}: {result.status} "
                                f"{result.failures or result.validation.response()}")
         images.append(result.values[decode_id][0][0][0].float().numpy())
     return np.stack(images)
@@ -93,12 +96,35 @@ def accuracy_table(count: int = 32, steps: Sequence[int] = (8, 12, 20)) -> list[
     return rows
 
 
+def split_table(count: int = 32, splits: Sequence[str] = EVAL_SPLITS, executor: Any = None,
+                **overrides: Any) -> list[dict[str, Any]]:
+    """One row per evaluation split (dataset.EVAL_SPLITS), default sampler unless overridden."""
+    executor = executor or make_executor()
+    rows = []
+    for split in splits:
+        pairs = evaluation_prompts(split, count)
+        scenes, captions = [p[0] for p in pairs], [p[1] for p in pairs]
+        images = generate(executor, scenes, captions, **overrides)
+        rows.append({"split": split, **sample.score(images, scenes)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=32)
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 12, 20])
     parser.add_argument("--grid", type=Path, help="also write a grid of default-workflow samples here")
+    parser.add_argument("--splits-only", action="store_true",
+                        help="only the per-phrasing table (default sampler), not the sampler table")
     args = parser.parse_args()
+    splits = split_table(args.count)
+    print("| prompts (held-out triples) | background | shape colour | kind |")
+    print("|---|---|---|---|")
+    for r in splits:
+        print(f"| {r['split']} | {r['background']:.0%} | {r['colour']:.0%} | {r['kind']:.0%} |")
+    if args.splits_only:
+        return
     rows = accuracy_table(args.count, args.steps)
     print("| sampler | scheduler | steps | background | shape colour | kind |")
     print("|---|---|---|---|---|---|")

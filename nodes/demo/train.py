@@ -50,6 +50,8 @@ class TrainConfig:
     snapshots: int = 4
     eval_prompts: int = 32
     skip_vae: bool = False  # reuse out_dir/vae.pt from an earlier run
+    caption_variety: bool = True  # varied phrasings (dataset.random_caption); False: the one template
+    init_from: str = ""  # start from this original-layout checkpoint (UNet, VAE, text encoder); no VAE stage
 
 
 def _lr_factor(step: int, total: int, warmup: int = 50) -> float:
@@ -104,23 +106,34 @@ def normalise_latents(vae: Any, images: torch.Tensor) -> float:
 @torch.no_grad()
 def encode_dataset(cfg: TrainConfig, vae: Any, tokenizer: Any, rng: random.Random) -> dict[str, torch.Tensor]:
     """Step 3: render and encode `cfg.latents` training scenes once."""
-    means, stds, ids = [], [], []
+    means, stds, ids, all_scenes = [], [], [], []
     for start in tqdm(range(0, cfg.latents, 200), desc="encode", mininterval=5):
         images, scenes = dataset.make_batch(rng, min(200, cfg.latents - start), models.RESOLUTION)
         dist = vae.encode(_to_tensor(images)).latent_dist
         means.append(dist.mean)
         stds.append(dist.std)
         ids.append(models.token_ids(tokenizer, [s.caption for s in scenes]))
-    return {"mean": torch.cat(means), "std": torch.cat(stds), "ids": torch.cat(ids)}
+        all_scenes.extend(scenes)
+    return {"mean": torch.cat(means), "std": torch.cat(stds), "ids": torch.cat(ids), "scenes": all_scenes}
+
+
+def _caption_ids(cfg: TrainConfig, data: dict, idx: torch.Tensor, tokenizer: Any,
+                 rng: random.Random) -> torch.Tensor:
+    """Token ids for a batch: a fresh varied caption per picture and step, or the cached template ones."""
+    if not cfg.caption_variety:
+        return data["ids"][idx].clone()
+    captions = [dataset.random_caption(data["scenes"][i], rng) for i in idx.tolist()]
+    return models.token_ids(tokenizer, captions)
 
 
 def _unet_step(cfg: TrainConfig, unet: Any, clip: Any, data: dict, empty_ids: torch.Tensor,
-               noise_sched: Any, gen: torch.Generator) -> torch.Tensor:
+               noise_sched: Any, gen: torch.Generator, tokenizer: Any = None,
+               caption_rng: random.Random | None = None) -> torch.Tensor:
     """One epsilon-prediction loss on a random batch of cached latents."""
     idx = torch.randint(0, data["mean"].shape[0], (cfg.unet_batch,), generator=gen)
     latents = data["mean"][idx] + data["std"][idx] * torch.randn(data["mean"][idx].shape, generator=gen)
     latents = latents * models.SCALING_FACTOR
-    ids = data["ids"][idx].clone()
+    ids = _caption_ids(cfg, data, idx, tokenizer, caption_rng or random.Random(0))
     drop = torch.rand(cfg.unet_batch, generator=gen) < cfg.uncond_prob
     ids[drop] = empty_ids
     # Offset noise: SD1's schedule leaves 7% of the picture in x_T at t=999, and a flat background is
@@ -147,13 +160,14 @@ def train_unet(cfg: TrainConfig, unet: Any, clip: Any, vae: Any, tokenizer: Any,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, cfg.unet_steps))
     empty_ids = models.token_ids(tokenizer, [""])[0]
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    caption_rng = random.Random(cfg.seed + 3)
     every = max(1, cfg.unet_steps // max(1, cfg.snapshots))
     smooth, history = None, []
     bar = tqdm(range(1, cfg.unet_steps + 1), desc="unet", mininterval=5)
     for step in bar:
         unet.train()
         clip.train(cfg.train_text_encoder)
-        loss = _unet_step(cfg, unet, clip, data, empty_ids, noise_sched, gen)
+        loss = _unet_step(cfg, unet, clip, data, empty_ids, noise_sched, gen, tokenizer, caption_rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -176,14 +190,34 @@ def snapshot(cfg: TrainConfig, step: int, unet: Any, clip: Any, vae: Any, tokeni
     ema.copy_to(params)
     unet.eval()
     clip.eval()
-    scenes = dataset.held_out_prompts(cfg.eval_prompts, seed=cfg.seed)
-    images = sample.sample_images(unet, vae, clip, tokenizer, [s.caption for s in scenes], seed=cfg.seed)
-    sample.grid(images).save(folder / f"step{step:05d}.png")
+    entry = {"step": step, "loss": round(loss, 5)}
+    for split in dataset.EVAL_SPLITS:
+        pairs = dataset.evaluation_prompts(split, cfg.eval_prompts, seed=cfg.seed)
+        scenes = [p[0] for p in pairs]
+        images = sample.sample_images(unet, vae, clip, tokenizer, [p[1] for p in pairs], seed=cfg.seed)
+        if split == dataset.EVAL_SPLITS[1]:
+            sample.grid(images).save(folder / f"step{step:05d}.png")
+        entry.update({f"{split}/{k}": round(v, 3) for k, v in sample.score(images, scenes).items()})
     models.save_original_checkpoint(folder / f"step{step:05d}-ema.safetensors", unet, vae, clip)
     ema.restore(params)
-    entry = {"step": step, "loss": round(loss, 5), **{k: round(v, 3) for k, v in sample.score(images, scenes).items()}}
     tqdm.write(json.dumps(entry))
     return entry
+
+
+def load_original(path: str | Path, unet: Any, vae: Any, clip: Any) -> None:
+    """Load an original-layout checkpoint (e.g. the shipped model) into the three fresh modules, fp32."""
+    from safetensors.torch import load_file
+
+    from nodes.sd.convert import checkpoint_from_original
+
+    unet_sd, vae_sd, clip_sd = checkpoint_from_original(load_file(str(path)))
+    for module, sd in ((unet, unet_sd), (vae, vae_sd), (clip, clip_sd)):
+        missing, unexpected = module.load_state_dict({k: v.float() for k, v in sd.items()}, strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise ValueError(f"{path}: does not fit the demo architecture (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+    vae.eval()
 
 
 def run(cfg: TrainConfig) -> dict:
@@ -196,7 +230,10 @@ def run(cfg: TrainConfig) -> dict:
     unet, vae, clip = models.build_models(cfg.seed)
     tokenizer = models.load_tokenizer()
     vae_path = out / "vae.pt"
-    if cfg.skip_vae and vae_path.exists():
+    if cfg.init_from:
+        load_original(cfg.init_from, unet, vae, clip)
+        vae_loss = float("nan")
+    elif cfg.skip_vae and vae_path.exists():
         vae.load_state_dict(torch.load(vae_path, weights_only=True))
         vae.eval()
         vae_loss = float("nan")

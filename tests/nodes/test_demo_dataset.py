@@ -76,3 +76,52 @@ def test_held_out_prompts_are_reproducible_and_held_out():
     assert a == b
     assert all(s.held_out for s in a)
     assert len({s.caption for s in a}) >= 30
+
+
+def _training_captions(n: int = 3000) -> list[tuple[dataset.Scene, str]]:
+    rng = random.Random(5)
+    return [(s, dataset.random_caption(s, rng)) for s in (dataset.random_scene(rng) for _ in range(n))]
+
+
+def test_training_captions_vary_and_always_name_colour_kind_and_background():
+    pairs = _training_captions()
+    words = {w for _, c in pairs for w in c.replace(",", " ").replace(":", " ").split()}
+    assert {"big", "large", "little", "small", "picture", "simple", "flat"} <= words
+    assert len({c for _, c in pairs}) > 1000
+    no_size = 0
+    for scene, caption in pairs:
+        tokens = caption.replace(",", " ").replace(":", " ").split()
+        assert scene.colour in tokens and scene.kind in tokens and scene.background in tokens, caption
+        sizes = [w for w in tokens if w in {"big", "large", "little", "small"}]
+        assert sizes in ([], [w for w in dataset.SIZE_WORDS[scene.size] if w in sizes][:1]), caption
+        no_size += not sizes
+    assert 0.25 < no_size / len(pairs) < 0.55  # the size word is optional (SIZE_WORD_PROB)
+
+
+def test_held_out_phrasings_never_occur_in_training():
+    # A held-out template filled in any way is never produced by the training caption generator.
+    train = {c for _, c in _training_captions(20000)}
+    rng = random.Random(9)
+    for _ in range(500):
+        scene = dataset.random_scene(rng)
+        caption = dataset.random_caption(scene, rng, dataset.HELD_OUT_TEMPLATES, neutral_prob=0.0)
+        assert caption not in train
+        # ...and no training template can produce it for any size word / lead-in.
+        for template in dataset.TRAIN_TEMPLATES:
+            for size_word in ("", *dataset.SIZE_WORDS[scene.size]):
+                for lead in ("", *dataset.NEUTRAL_LEADS):
+                    assert caption != dataset.phrase(template, scene.colour, scene.kind, scene.background,
+                                                     size_word, lead)
+
+
+def test_evaluation_splits_are_reproducible_held_out_and_phrased_as_named():
+    for split in dataset.EVAL_SPLITS:
+        a, b = dataset.evaluation_prompts(split, 32), dataset.evaluation_prompts(split, 32)
+        assert a == b and all(s.held_out for s, _ in a)
+    size_words = {"big", "large", "little", "small"}
+    no_size = dataset.evaluation_prompts("no size word", 32)
+    assert not any(size_words & set(c.replace(",", " ").split()) for _, c in no_size)
+    assert "a blue triangle on a white background" == dataset.phrase(dataset.TRAIN_TEMPLATES[0], "blue",
+                                                                     "triangle", "white")
+    with pytest.raises(ValueError, match="unknown evaluation split"):
+        dataset.evaluation_prompts("nope", 1)
