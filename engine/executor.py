@@ -295,6 +295,7 @@ class _Run:
                 self._block(dep)
             return
         outputs, ui = outcome
+        self.result.failures.extend(self.runner.block_errors.pop(nid, ()))
         self.values[nid] = outputs
         self.result.executed.append(nid)
         if ui is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from .context import CancelToken, RunContext, call_with_context
 from .errors import ExecutionInterrupted
 from .events import EventSink, Executed, Executing
-from .values import short_repr
+from .values import is_blocker, short_repr
 from .workflow import NodeSpec, Workflow
 
 
@@ -40,6 +40,7 @@ class NodeRunner:
                  extra_data: dict[str, Any], token: CancelToken) -> None:
         self.ex, self.wf, self.run_id, self.sink = executor, workflow, run_id, sink
         self.extra_data, self.token = extra_data, token
+        self.block_errors: dict[str, list[NodeFailure]] = {}  # node id -> blockers with a message it met
 
     def emit_executed(self, nid: str, ui: dict[str, Any]) -> None:
         self.sink.emit(Executed(self.run_id, node=nid, display_node=nid, output=ui))
@@ -115,7 +116,8 @@ class NodeRunner:
             results = []
             for kwargs in calls:
                 ctx.check_cancelled()
-                results.append(call_with_context(ctx, fn, **kwargs))
+                block = self._blocker(spec, kwargs)
+                results.append(block if block is not None else call_with_context(ctx, fn, **kwargs))
             return self._finish(spec, results)
         except ExecutionInterrupted:
             raise
@@ -127,7 +129,8 @@ class NodeRunner:
 
         async def one(kwargs: dict[str, Any]) -> Any:
             ctx.activate()  # each gathered call runs in its own task, with its own context copy
-            return await fn(**kwargs)
+            block = self._blocker(spec, kwargs)
+            return block if block is not None else await fn(**kwargs)
         try:
             ctx.check_cancelled()
             results = list(await asyncio.gather(*(one(k) for k in calls)))
@@ -137,18 +140,41 @@ class NodeRunner:
         except Exception as exc:  # the error boundary around user code
             return self._failure(spec, exc, calls)
 
+    def _blocker(self, spec: NodeSpec, kwargs: dict[str, Any]) -> Any:
+        """The blocker this call meets (in an input, or in an input list), as a silent one; else None.
+
+        A blocker with a message is reported once, as an error on this node (ComfyUI's
+        "Execution Blocked: ..."); what it passes on downstream is silent."""
+        for name, value in kwargs.items():
+            items = value if spec.schema.input_is_list and isinstance(value, list) else [value]
+            block = next((v for v in items if is_blocker(v)), None)
+            if block is None:
+                continue
+            message = getattr(block, "message", None)
+            if message is None:
+                return block
+            self.block_errors.setdefault(spec.id, []).append(NodeFailure(
+                spec.id, spec.class_type, "ExecutionBlocked", f"Execution Blocked: {message}",
+                inputs={name: short_repr(block)}))
+            return type(block)(None)
+        return None
+
     def _finish(self, spec: NodeSpec, results: list[Any]) -> tuple[list[list[Any]], dict[str, Any] | None]:
         n_out = len(spec.schema.output_types)
         outputs: list[list[Any]] = [[] for _ in range(n_out)]
         ui: dict[str, Any] | None = None
         for ret in results:
+            if is_blocker(ret):  # a blocked call (or a node returning a blocker) blocks every output
+                for slot in range(n_out):
+                    outputs[slot].append(ret)
+                continue
             values, call_ui = _split_return(spec, ret, n_out)
             if call_ui is not None:
                 ui = ui or {}
                 for key, val in call_ui.items():
                     ui.setdefault(key, []).extend(val if isinstance(val, (list, tuple)) else [val])
             for slot, value in enumerate(values):
-                if spec.schema.output_is_list[slot]:
+                if spec.schema.output_is_list[slot] and not is_blocker(value):
                     outputs[slot].extend(value)
                 else:
                     outputs[slot].append(value)

@@ -120,8 +120,59 @@ class AsyncValidated(_V1):
         return (value,)
 
 
+class Gate(_V1):
+    """Passes `value` on when open, else an ExecutionBlocker with `message` ("" means None: silent)."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {}), "open": ("BOOLEAN", {"default": True}),
+                             "message": ("STRING", {"default": ""})}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, value, open, message):
+        from comfy_execution.graph import ExecutionBlocker
+        return (value if open else ExecutionBlocker(message or None),)
+
+
+class ListWithBlocked(_V1):
+    """A list output [1, blocker, 3] (the blocker silent, or with `message`)."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"message": ("STRING", {"default": ""})}}
+    RETURN_TYPES = ("INT",)
+    OUTPUT_IS_LIST = (True,)
+
+    def run(self, message):
+        from comfy_execution.graph_utils import ExecutionBlocker
+        return ([1, ExecutionBlocker(message or None), 3],)
+
+
+class Double(_V1):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {})}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, value):
+        CALLS.append(("Double", value))
+        return (value * 2,)
+
+
+class Collect(_V1):
+    """INPUT_IS_LIST: called once with the whole list (blocked when any entry is a blocker)."""
+    INPUT_IS_LIST = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {})}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, value):
+        CALLS.append(("Collect", list(value)))
+        return (sum(value),)
+
+
 NODES = {cls.__name__: cls for cls in (Num, Show, LazyNeverAsks, AsyncLazySwitch, LazyRaises, TakesAnything,
-                                       AsyncValidated)}
+                                       AsyncValidated, Gate, ListWithBlocked, Double, Collect)}
 
 
 def make_registry(extra: dict[str, type] | None = None) -> NodeRegistry:
