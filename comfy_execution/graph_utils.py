@@ -1,5 +1,3 @@
-"""ComfyUI's `comfy_execution.graph_utils` module name; some packs import ExecutionBlocker from here."""
-from compat.execution_graph import ExecutionBlocker  # noqa: F401
-from engine.values import is_link  # noqa: F401
-
-__all__ = ["ExecutionBlocker", "is_link"]
+"""ComfyUI's `comfy_execution.graph_utils` module name; the implementation is compat/execution_graph_utils.py."""
+from compat.execution_graph_utils import *  # noqa: F401,F403
+from compat.execution_graph_utils import __all__  # noqa: F401

@@ -14,7 +14,7 @@ from typing import Any
 from .context import CancelToken, RunContext, call_with_context
 from .errors import ExecutionInterrupted
 from .events import EventSink, Executed, Executing
-from .values import is_blocker, short_repr
+from .values import is_blocker, is_link, short_repr
 from .workflow import NodeSpec, Workflow
 
 
@@ -41,9 +41,14 @@ class NodeRunner:
         self.ex, self.wf, self.run_id, self.sink = executor, workflow, run_id, sink
         self.extra_data, self.token = extra_data, token
         self.block_errors: dict[str, list[NodeFailure]] = {}  # node id -> blockers with a message it met
+        self.expansions: dict[str, dict[str, Any]] = {}  # node id -> the graph its calls returned
+        self.real_ids: dict[str, str] = {}  # ephemeral node id -> the prompt node that (transitively) made it
+        self.expansion_count = 0
+        self.parent_ids: dict[str, str] = {}  # ephemeral node id -> the node whose expansion made it
+        self.display_ids: dict[str, str] = {}  # ephemeral node id -> the prompt node the editor shows it as
 
     def emit_executed(self, nid: str, ui: dict[str, Any]) -> None:
-        self.sink.emit(Executed(self.run_id, node=nid, display_node=nid, output=ui))
+        self.sink.emit(Executed(self.run_id, node=nid, display_node=self.display_ids.get(nid, nid), output=ui))
 
     def _context(self, spec: NodeSpec) -> RunContext:
         return RunContext(self.run_id, spec.id, spec.class_type, self.wf.prompt, self.extra_data, self.sink,
@@ -100,11 +105,13 @@ class NodeRunner:
 
     def _prepare(self, nid: str, values: dict[str, list[list[Any]]]) -> tuple[NodeSpec, Any, Any, list]:
         spec = self.wf.nodes[nid]
-        self.sink.emit(Executing(self.run_id, node=nid, display_node=nid))
+        self.sink.emit(Executing(self.run_id, node=nid, display_node=self.display_ids.get(nid, nid)))
         inst = self.ex.instance_for(nid, spec.class_type, spec.schema.cls)
         fn = getattr(inst, spec.schema.function)
         calls = self._calls(spec, self._inputs(spec, values))
         ctx = self._context(spec)
+        self.expansion_count += 1
+        ctx.graph_prefix = f"{self.real_ids.get(nid, nid)}.{self.expansion_count}."
         if spec.schema.wants_ctx:
             for kwargs in calls:
                 kwargs["ctx"] = ctx
@@ -164,17 +171,24 @@ class NodeRunner:
         outputs: list[list[Any]] = [[] for _ in range(n_out)]
         ui: dict[str, Any] | None = None
         for ret in results:
+            expands = isinstance(ret, dict) and ret.get("expand") is not None
             if is_blocker(ret):  # a blocked call (or a node returning a blocker) blocks every output
                 for slot in range(n_out):
                     outputs[slot].append(ret)
                 continue
+            if isinstance(ret, dict) and ret.get("expand") is not None:
+                graph = ret["expand"]
+                if not isinstance(graph, dict):
+                    raise TypeError(f"{spec.class_type}: 'expand' must be a graph dict (GraphBuilder.finalize()), "
+                                    f"got {type(graph).__name__}")
+                self.expansions.setdefault(spec.id, {}).update(graph)
             values, call_ui = _split_return(spec, ret, n_out)
             if call_ui is not None:
                 ui = ui or {}
                 for key, val in call_ui.items():
                     ui.setdefault(key, []).extend(val if isinstance(val, (list, tuple)) else [val])
             for slot, value in enumerate(values):
-                if spec.schema.output_is_list[slot] and not is_blocker(value):
+                if spec.schema.output_is_list[slot] and not is_blocker(value) and not (expands and is_link(value)):
                     outputs[slot].extend(value)
                 else:
                     outputs[slot].append(value)
@@ -194,8 +208,6 @@ class NodeRunner:
 def _split_return(spec: NodeSpec, ret: Any, n_out: int) -> tuple[tuple, dict[str, Any] | None]:
     ui = None
     if isinstance(ret, dict):
-        if "expand" in ret:
-            raise NotImplementedError(f"{spec.class_type} returned a graph expansion, which is not supported yet")
         ui = ret.get("ui")
         ret = ret.get("result", ())
     if ret is None and n_out == 0:

@@ -171,8 +171,73 @@ class Collect(_V1):
         return (sum(value),)
 
 
+class AddInt(_V1):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"a": ("INT", {"min": -10**12, "max": 10**12}), "b": ("INT", {"min": -10**12, "max": 10**12})}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, a, b):
+        return (a + b,)
+
+
+class CountLoop(_V1):
+    """sum(range(n)) as a for-loop built by expansion: each step expands into AddInt + the next step."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        big = {"min": 0, "max": 10**12}
+        return {"required": {"i": ("INT", big), "n": ("INT", big), "acc": ("INT", big)}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, i, n, acc):
+        if i >= n:
+            return (acc,)
+        from comfy_execution.graph_utils import GraphBuilder
+        g = GraphBuilder()
+        add = g.node("AddInt", a=acc, b=i)
+        step = g.node("CountLoop", i=i + 1, n=n, acc=add.out(0))
+        return {"result": (step.out(0),), "expand": g.finalize()}
+
+
+class ExpandShow(_V1):
+    """Expands into Double(value) plus an output node showing it; returns Double's output."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("INT", {})}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, value):
+        from comfy_execution.graph_utils import GraphBuilder
+        CALLS.append(("ExpandShow", value))
+        g = GraphBuilder()
+        d = g.node("Double", value=value)
+        g.node("Show", value=d.out(0))
+        return {"result": (d.out(0),), "expand": g.finalize()}
+
+
+class ExpandCycle(_V1):
+    """Expands into a node that needs this node's own output (`mode` self) or into two nodes that need
+    each other (`mode` pair): both are cycles."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"mode": (["self", "pair"],)}, "hidden": {"unique_id": "UNIQUE_ID"}}
+    RETURN_TYPES = ("INT",)
+
+    def run(self, mode, unique_id):
+        from comfy_execution.graph_utils import GraphBuilder
+        g = GraphBuilder()
+        if mode == "self":
+            d = g.node("Double", value=[unique_id, 0])
+        else:
+            a = g.node("AddInt", id="a", b=1)
+            d = g.node("AddInt", id="b", a=a.out(0), b=1)
+            a.set_input("a", d.out(0))
+        return {"result": (d.out(0),), "expand": g.finalize()}
+
+
 NODES = {cls.__name__: cls for cls in (Num, Show, LazyNeverAsks, AsyncLazySwitch, LazyRaises, TakesAnything,
-                                       AsyncValidated, Gate, ListWithBlocked, Double, Collect)}
+                                       AsyncValidated, Gate, ListWithBlocked, Double, Collect, AddInt, CountLoop,
+                                       ExpandShow, ExpandCycle)}
 
 
 def make_registry(extra: dict[str, type] | None = None) -> NodeRegistry:
