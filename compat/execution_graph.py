@@ -1,4 +1,6 @@
-"""ComfyUI's `comfy_execution.graph` names that packs use: ExecutionBlocker.
+"""ComfyUI's `comfy_execution.graph` names that packs use: ExecutionBlocker, DynamicPrompt.
+
+DynamicPrompt is the engine's LivePrompt (what the DYNPROMPT hidden input carries).
 
 A blocker is a value a node returns in place of an output: every node that consumes it is not called
 and passes a (silent) blocker on. With a message, the first consumer is reported as failed with
@@ -7,7 +9,10 @@ class attribute `blocks_execution` (engine.values.is_blocker), so it never impor
 """
 from __future__ import annotations
 
-__all__ = ["ExecutionBlocker"]
+from engine.dynprompt import LivePrompt as DynamicPrompt
+from engine.dynprompt import NodeNotFoundError
+
+__all__ = ["DynamicPrompt", "ExecutionBlocker", "NodeNotFoundError"]
 
 
 class ExecutionBlocker:

@@ -60,8 +60,8 @@ def add_expansion(run: Any, nid: str, outputs: list[list[Any]], graph: dict[str,
         spec = new[new_id]
         wf.nodes[new_id] = spec
         runner.real_ids[new_id] = real
-        runner.parent_ids[new_id] = nid
-        runner.display_ids[new_id] = graph[new_id].get("override_display_id") or display
+        runner.dynprompt.add_ephemeral_node(new_id, graph[new_id], nid,
+                                            graph[new_id].get("override_display_id") or display)
         run.order_index[new_id] = len(run.order_index)
         inputs = {name: (run.keys[src], slot) for name, (src, slot) in spec.links.items()}
         run.keys[new_id] = key = node_key(spec, inputs, fingerprint(spec))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import CancelToken, RunContext, call_with_context
+from .dynprompt import LivePrompt
 from .errors import ExecutionInterrupted
 from .events import EventSink, Executed, Executing
 from .values import is_blocker, is_link, short_repr
@@ -44,8 +45,8 @@ class NodeRunner:
         self.expansions: dict[str, dict[str, Any]] = {}  # node id -> the graph its calls returned
         self.real_ids: dict[str, str] = {}  # ephemeral node id -> the prompt node that (transitively) made it
         self.expansion_count = 0
-        self.parent_ids: dict[str, str] = {}  # ephemeral node id -> the node whose expansion made it
-        self.display_ids: dict[str, str] = {}  # ephemeral node id -> the prompt node the editor shows it as
+        self.dynprompt = LivePrompt(workflow.prompt)  # parents and display ids of ephemeral nodes
+        self.display_ids = self.dynprompt.ephemeral_display
 
     def emit_executed(self, nid: str, ui: dict[str, Any]) -> None:
         self.sink.emit(Executed(self.run_id, node=nid, display_node=self.display_ids.get(nid, nid), output=ui))
@@ -65,7 +66,7 @@ class NodeRunner:
                 data[name] = [None]
         hidden = spec.schema.hidden
         for name, kind in hidden.items():
-            data[name] = [{"PROMPT": self.wf.prompt, "DYNPROMPT": self.wf.prompt,
+            data[name] = [{"PROMPT": self.wf.prompt, "DYNPROMPT": self.dynprompt,
                            "EXTRA_PNGINFO": self.extra_data.get("extra_pnginfo"),
                            "UNIQUE_ID": spec.id}.get(kind, self.extra_data.get(name.lower()))]
         return data

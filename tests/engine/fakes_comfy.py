@@ -235,9 +235,37 @@ class ExpandCycle(_V1):
         return {"result": (d.out(0),), "expand": g.finalize()}
 
 
+class WhoAmI(_V1):
+    """Reports what DYNPROMPT says of its own id: (id, real, parent, display, class from get_node)."""
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"tag": ("INT", {})}, "hidden": {"dynprompt": "DYNPROMPT", "unique_id": "UNIQUE_ID"}}
+    RETURN_TYPES = ("STRING",)
+
+    def run(self, tag, dynprompt, unique_id):
+        CALLS.append(("WhoAmI", (unique_id, dynprompt.get_real_node_id(unique_id),
+                                 dynprompt.get_parent_node_id(unique_id), dynprompt.get_display_node_id(unique_id),
+                                 dynprompt.get_node(unique_id)["class_type"], dynprompt.has_node(unique_id),
+                                 unique_id in dynprompt.all_node_ids(), sorted(dynprompt.get_original_prompt()))))
+        return (str(tag),)
+
+
+class ExpandWho(_V1):
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"tag": ("INT", {})}}
+    RETURN_TYPES = ("STRING",)
+
+    def run(self, tag):
+        from comfy_execution.graph_utils import GraphBuilder
+        g = GraphBuilder()
+        who = g.node("WhoAmI", tag=tag)
+        return {"result": (who.out(0),), "expand": g.finalize()}
+
+
 NODES = {cls.__name__: cls for cls in (Num, Show, LazyNeverAsks, AsyncLazySwitch, LazyRaises, TakesAnything,
                                        AsyncValidated, Gate, ListWithBlocked, Double, Collect, AddInt, CountLoop,
-                                       ExpandShow, ExpandCycle)}
+                                       ExpandShow, ExpandCycle, WhoAmI, ExpandWho)}
 
 
 def make_registry(extra: dict[str, type] | None = None) -> NodeRegistry:

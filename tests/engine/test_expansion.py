@@ -81,3 +81,19 @@ def test_a_cycle_through_expansion_fails_the_expanding_node(mode):
     assert [(f.node_id, f.exception_type) for f in result.failures] == [("c", "ExpansionError")]
     assert "cycle" in result.failures[0].message
     assert result.outputs == {"other": {"value": [1]}}  # the independent branch still ran
+
+
+def test_dynprompt_knows_ephemeral_nodes_and_their_parents():
+    from comfy_execution.graph import DynamicPrompt
+    wf = {"x": {"class_type": "ExpandWho", "inputs": {"tag": 7}},
+          "s": {"class_type": "Show", "inputs": {"value": ["x", 0]}}}
+    result = Executor(fc.make_registry()).run(wf)
+    assert result.ok, result.failures
+    assert result.outputs["s"] == {"value": ["7"]}
+    [(_, (uid, real, parent, display, cls, has, listed, original))] = [c for c in fc.CALLS if c[0] == "WhoAmI"]
+    assert uid.startswith("x.") and (real, parent, display, cls) == ("x", "x", "x", "WhoAmI")
+    assert has and listed and original == ["s", "x"]
+    standalone = DynamicPrompt({"1": {"class_type": "Num", "inputs": {}}})
+    assert standalone.get_real_node_id("1") == "1" and standalone.get_display_node_id("1") == "1"
+    with pytest.raises(KeyError):
+        standalone.get_node("2")
