@@ -48,6 +48,8 @@ class RunContext:
     sink: Any = field(default_factory=NullSink)
     cancel_token: CancelToken = field(default_factory=CancelToken)
     services: dict[str, Any] = field(default_factory=dict)
+    graph_prefix: str = ""  # id prefix for nodes this call creates by graph expansion (unique in the run)
+    graphs_made: int = 0
 
     @property
     def cancelled(self) -> bool:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import dataclasses
 import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import expansion
 from .cache import OutputCache, compute_keys
 from .context import CancelToken
 from .errors import ExecutionInterrupted
@@ -148,6 +150,7 @@ class _Run:
 
     def __init__(self, executor: Executor, workflow: Workflow, run_id: str, sink: EventSink,
                  extra_data: dict[str, Any], token: CancelToken) -> None:
+        workflow = dataclasses.replace(workflow, nodes=dict(workflow.nodes))  # expansion adds nodes to the copy
         self.ex, self.wf, self.run_id, self.sink = executor, workflow, run_id, sink
         self.token = token
         self.runner = NodeRunner(executor, workflow, run_id, sink, extra_data, token)
@@ -162,6 +165,8 @@ class _Run:
         self.ready: list[str] = []
         self.result = RunResult(run_id, "success")
         self.lazy_requested: dict[str, set[str]] = {}
+        self.pending_expansion: dict[str, tuple[list[list[Any]], Any]] = {}  # node id -> (outputs with links, ui)
+        self.snapshot = executor.registry.snapshot()
 
     async def execute(self) -> RunResult:
         wf = self.wf
@@ -236,6 +241,9 @@ class _Run:
                 nid = self.ready.pop(0)
                 if self.token.cancelled:
                     raise ExecutionInterrupted(self.run_id, nid)
+                if nid in self.pending_expansion:
+                    self._finish_expansion(nid)
+                    continue
                 if self._resolve_by_key(nid) or not await self._lazy_ready(nid):
                     continue
                 if self.wf.nodes[nid].schema.is_async:
@@ -295,12 +303,34 @@ class _Run:
                 self._block(dep)
             return
         outputs, ui = outcome
+        self.result.failures.extend(self.runner.block_errors.pop(nid, ()))
+        graph = self.runner.expansions.pop(nid, None)
+        if graph:
+            self._expand(nid, outputs, ui, graph)
+            return
         self.values[nid] = outputs
         self.result.executed.append(nid)
         if ui is not None:
             self.ui[nid] = ui
         self.ex.cache.put(self.keys[nid], outputs, ui)
         self._mark_done(nid)
+
+    def _expand(self, nid: str, outputs: list[list[Any]], ui: Any, graph: dict[str, Any]) -> None:
+        """Add the node's expanded graph to the plan; the node completes when what it links to is done."""
+        try:
+            linked = expansion.add_expansion(self, nid, outputs, graph)
+        except expansion.ExpansionError as exc:
+            self._complete(nid, expansion.failure(self, nid, exc))
+            return
+        self.pending_expansion[nid] = (outputs, ui)
+        self._schedule(linked)
+        self._wire(nid, [src for src in linked if src in self.keys])
+        if nid in self.blocked:
+            self.pending_expansion.pop(nid)
+
+    def _finish_expansion(self, nid: str) -> None:
+        outputs, ui = self.pending_expansion.pop(nid)
+        self._complete(nid, (expansion.resolve(self, outputs), ui))
 
     def _mark_done(self, nid: str) -> None:
         self.done.add(nid)
@@ -346,6 +376,6 @@ class _Run:
         return self.result
 
     def _collect(self) -> None:
-        self.result.outputs = {nid: ui for nid, ui in self.ui.items() if nid in self.wf.nodes}
+        self.result.outputs = {nid: ui for nid, ui in self.ui.items() if nid in self.wf.prompt}
         self.result.blocked = sorted(self.blocked)
         self.result.values = self.values

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import CancelToken, RunContext, call_with_context
+from .dynprompt import LivePrompt
 from .errors import ExecutionInterrupted
 from .events import EventSink, Executed, Executing
-from .values import short_repr
+from .values import is_blocker, is_link, short_repr
 from .workflow import NodeSpec, Workflow
 
 
@@ -40,9 +41,15 @@ class NodeRunner:
                  extra_data: dict[str, Any], token: CancelToken) -> None:
         self.ex, self.wf, self.run_id, self.sink = executor, workflow, run_id, sink
         self.extra_data, self.token = extra_data, token
+        self.block_errors: dict[str, list[NodeFailure]] = {}  # node id -> blockers with a message it met
+        self.expansions: dict[str, dict[str, Any]] = {}  # node id -> the graph its calls returned
+        self.real_ids: dict[str, str] = {}  # ephemeral node id -> the prompt node that (transitively) made it
+        self.expansion_count = 0
+        self.dynprompt = LivePrompt(workflow.prompt)  # parents and display ids of ephemeral nodes
+        self.display_ids = self.dynprompt.ephemeral_display
 
     def emit_executed(self, nid: str, ui: dict[str, Any]) -> None:
-        self.sink.emit(Executed(self.run_id, node=nid, display_node=nid, output=ui))
+        self.sink.emit(Executed(self.run_id, node=nid, display_node=self.display_ids.get(nid, nid), output=ui))
 
     def _context(self, spec: NodeSpec) -> RunContext:
         return RunContext(self.run_id, spec.id, spec.class_type, self.wf.prompt, self.extra_data, self.sink,
@@ -59,7 +66,7 @@ class NodeRunner:
                 data[name] = [None]
         hidden = spec.schema.hidden
         for name, kind in hidden.items():
-            data[name] = [{"PROMPT": self.wf.prompt, "DYNPROMPT": self.wf.prompt,
+            data[name] = [{"PROMPT": self.wf.prompt, "DYNPROMPT": self.dynprompt,
                            "EXTRA_PNGINFO": self.extra_data.get("extra_pnginfo"),
                            "UNIQUE_ID": spec.id}.get(kind, self.extra_data.get(name.lower()))]
         return data
@@ -99,11 +106,13 @@ class NodeRunner:
 
     def _prepare(self, nid: str, values: dict[str, list[list[Any]]]) -> tuple[NodeSpec, Any, Any, list]:
         spec = self.wf.nodes[nid]
-        self.sink.emit(Executing(self.run_id, node=nid, display_node=nid))
+        self.sink.emit(Executing(self.run_id, node=nid, display_node=self.display_ids.get(nid, nid)))
         inst = self.ex.instance_for(nid, spec.class_type, spec.schema.cls)
         fn = getattr(inst, spec.schema.function)
         calls = self._calls(spec, self._inputs(spec, values))
         ctx = self._context(spec)
+        self.expansion_count += 1
+        ctx.graph_prefix = f"{self.real_ids.get(nid, nid)}.{self.expansion_count}."
         if spec.schema.wants_ctx:
             for kwargs in calls:
                 kwargs["ctx"] = ctx
@@ -115,7 +124,8 @@ class NodeRunner:
             results = []
             for kwargs in calls:
                 ctx.check_cancelled()
-                results.append(call_with_context(ctx, fn, **kwargs))
+                block = self._blocker(spec, kwargs)
+                results.append(block if block is not None else call_with_context(ctx, fn, **kwargs))
             return self._finish(spec, results)
         except ExecutionInterrupted:
             raise
@@ -127,7 +137,8 @@ class NodeRunner:
 
         async def one(kwargs: dict[str, Any]) -> Any:
             ctx.activate()  # each gathered call runs in its own task, with its own context copy
-            return await fn(**kwargs)
+            block = self._blocker(spec, kwargs)
+            return block if block is not None else await fn(**kwargs)
         try:
             ctx.check_cancelled()
             results = list(await asyncio.gather(*(one(k) for k in calls)))
@@ -137,18 +148,48 @@ class NodeRunner:
         except Exception as exc:  # the error boundary around user code
             return self._failure(spec, exc, calls)
 
+    def _blocker(self, spec: NodeSpec, kwargs: dict[str, Any]) -> Any:
+        """The blocker this call meets (in an input, or in an input list), as a silent one; else None.
+
+        A blocker with a message is reported once, as an error on this node (ComfyUI's
+        "Execution Blocked: ..."); what it passes on downstream is silent."""
+        for name, value in kwargs.items():
+            items = value if spec.schema.input_is_list and isinstance(value, list) else [value]
+            block = next((v for v in items if is_blocker(v)), None)
+            if block is None:
+                continue
+            message = getattr(block, "message", None)
+            if message is None:
+                return block
+            self.block_errors.setdefault(spec.id, []).append(NodeFailure(
+                spec.id, spec.class_type, "ExecutionBlocked", f"Execution Blocked: {message}",
+                inputs={name: short_repr(block)}))
+            return type(block)(None)
+        return None
+
     def _finish(self, spec: NodeSpec, results: list[Any]) -> tuple[list[list[Any]], dict[str, Any] | None]:
         n_out = len(spec.schema.output_types)
         outputs: list[list[Any]] = [[] for _ in range(n_out)]
         ui: dict[str, Any] | None = None
         for ret in results:
+            expands = isinstance(ret, dict) and ret.get("expand") is not None
+            if is_blocker(ret):  # a blocked call (or a node returning a blocker) blocks every output
+                for slot in range(n_out):
+                    outputs[slot].append(ret)
+                continue
+            if isinstance(ret, dict) and ret.get("expand") is not None:
+                graph = ret["expand"]
+                if not isinstance(graph, dict):
+                    raise TypeError(f"{spec.class_type}: 'expand' must be a graph dict (GraphBuilder.finalize()), "
+                                    f"got {type(graph).__name__}")
+                self.expansions.setdefault(spec.id, {}).update(graph)
             values, call_ui = _split_return(spec, ret, n_out)
             if call_ui is not None:
                 ui = ui or {}
                 for key, val in call_ui.items():
                     ui.setdefault(key, []).extend(val if isinstance(val, (list, tuple)) else [val])
             for slot, value in enumerate(values):
-                if spec.schema.output_is_list[slot]:
+                if spec.schema.output_is_list[slot] and not is_blocker(value) and not (expands and is_link(value)):
                     outputs[slot].extend(value)
                 else:
                     outputs[slot].append(value)
@@ -168,8 +209,6 @@ class NodeRunner:
 def _split_return(spec: NodeSpec, ret: Any, n_out: int) -> tuple[tuple, dict[str, Any] | None]:
     ui = None
     if isinstance(ret, dict):
-        if "expand" in ret:
-            raise NotImplementedError(f"{spec.class_type} returned a graph expansion, which is not supported yet")
         ui = ret.get("ui")
         ret = ret.get("result", ())
     if ret is None and n_out == 0:

@@ -22,6 +22,12 @@ def is_link(value: Any) -> bool:
             and isinstance(value[1], (int, float)) and not isinstance(value[1], bool))
 
 
+def is_blocker(value: Any) -> bool:
+    """An execution blocker: any object whose class sets `blocks_execution = True` (ComfyUI's
+    `comfy_execution.graph.ExecutionBlocker` in compat/ is one). A consumer of it is not called."""
+    return getattr(type(value), "blocks_execution", False) is True
+
+
 def coerce(spec: Any, value: Any) -> Any:
     """Convert a constant to the input's declared widget type, or raise CoercionError."""
     kind = spec.type_name
