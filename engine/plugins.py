@@ -326,7 +326,30 @@ def _record_failure(report: PackReport, exc: BaseException) -> None:
               report.traceback)
 
 
+# Top-level modules whose names come from ComfyUI: a name missing there is our gap, not the pack's.
+COMFY_MODULES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "nodes", "server",
+                 "execution", "node_helpers", "folder_paths", "latent_preview")
+_GAP = ("is not provided by Diffgraph yet: a Diffgraph compatibility gap, not a problem with the pack or its "
+        "requirements (see custom_nodes/README.md)")
+
+
+def _comfy_gap(exc: BaseException) -> str | None:
+    """The missing ComfyUI name behind an import-time error, if that is what it is."""
+    if isinstance(exc, ImportError) and exc.name and exc.name.split(".")[0] in COMFY_MODULES:
+        if isinstance(exc, ModuleNotFoundError):
+            return exc.name
+        text = str(exc)  # "cannot import name 'X' from 'nodes' (...)"
+        return f"{exc.name}.{text.split(chr(39))[1]}" if text.startswith("cannot import name '") else None
+    if isinstance(exc, AttributeError) and getattr(exc, "name", None) and str(exc).startswith("module '"):
+        module = str(exc).split("'")[1]
+        return f"{module}.{exc.name}" if module.split(".")[0] in COMFY_MODULES else None
+    return None
+
+
 def _describe(exc: BaseException) -> str:
+    gap = _comfy_gap(exc)
+    if gap:
+        return f"ComfyUI name {gap!r} {_GAP}"
     if isinstance(exc, ModuleNotFoundError) and exc.name and not exc.name.startswith(NAMESPACE):
         return (f"missing dependency {exc.name!r} ({exc}); install the pack's requirements, "
                 "e.g. pip install -r requirements.txt")
