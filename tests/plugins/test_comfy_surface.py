@@ -110,3 +110,40 @@ def test_a_missing_comfyui_name_is_reported_as_a_compatibility_gap(tmp_path, sou
     assert report.state == "failed"
     assert missing in report.error and "Diffgraph compatibility gap" in report.error
     assert "pip install" not in report.error
+
+
+def test_prestartup_scripts_run_before_any_pack_and_failures_are_reported(tmp_path):
+    root = tmp_path / "custom_nodes"
+    marker = tmp_path / "order.txt"
+    # "a_reader" sorts first, yet "z_writer"'s prestartup script has already run when it is imported.
+    packs.write_pack(root, "a_reader", {"__init__.py": f'''
+        import pathlib
+        SEEN = pathlib.Path({str(marker)!r}).read_text()
+
+        class Seen:
+            @classmethod
+            def INPUT_TYPES(cls):
+                return {{"required": {{}}}}
+            RETURN_TYPES = ("STRING",)
+            FUNCTION = "run"
+
+            def run(self):
+                return (SEEN,)
+
+        NODE_CLASS_MAPPINGS = {{"Seen": Seen}}
+    '''})
+    packs.write_pack(root, "z_writer", {
+        "prestartup_script.py": f"import pathlib\npathlib.Path({str(marker)!r}).write_text('prestartup ran')\n",
+        "__init__.py": packs.GOOD if isinstance(packs.GOOD, str) else "NODE_CLASS_MAPPINGS = {}\n"})
+    packs.write_pack(root, "broken_pre", {"prestartup_script.py": "raise RuntimeError('pre boom')\n",
+                                          "__init__.py": "NODE_CLASS_MAPPINGS = {}\n"})
+    packs.write_pack(root, "off_pre.disabled", {"prestartup_script.py": "raise RuntimeError('never')\n",
+                                                "__init__.py": "NODE_CLASS_MAPPINGS = {}\n"})
+    from engine.plugins import load_packs
+
+    registry = NodeRegistry()
+    report = load_packs([root], registry)
+    assert report.get("a_reader").state == "loaded"
+    assert registry.get_class("Seen")().run() == ("prestartup ran",)
+    assert report.get("broken_pre").prestartup_error == "RuntimeError: pre boom"
+    assert report.get("off_pre").prestartup_error is None and report.get("a_reader").prestartup_error is None
