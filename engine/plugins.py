@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import logging
 import re
+import runpy
 import sys
 import time
 import tomllib
@@ -49,6 +50,7 @@ class PackReport:
     traceback: str | None = None
     web_directory: str | None = None
     module_name: str | None = None
+    prestartup_error: str | None = None  # prestartup_script.py raised (the pack is still imported)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +146,8 @@ def load_packs(dirs: Iterable[str | Path], registry: NodeRegistry, disable_all: 
     allowed = set(whitelist)
     report = LoadReport()
     taken = {BUILTIN_PACK: "the built-in nodes"}  # pack name -> path: a second pack of one name is refused
+    dirs = list(dirs)
+    prestartup = run_prestartup_scripts(dirs, disable_all, allowed)
     for folder in dirs:
         for entry in discover(folder):
             name = pack_name(entry)
@@ -157,9 +161,35 @@ def load_packs(dirs: Iterable[str | Path], registry: NodeRegistry, disable_all: 
                 continue
             taken[name] = str(entry)
             report.packs.append(load_pack(entry, registry, name))
+            report.packs[-1].prestartup_error = prestartup.get(str(entry))
     for line in report.summary_lines():
         log.info("custom nodes import time %s", line)
     return report
+
+
+def run_prestartup_scripts(dirs: Iterable[str | Path], disable_all: bool = False,
+                           allowed: Iterable[str] = ()) -> dict[str, str]:
+    """Run each enabled pack's `prestartup_script.py` before any pack is imported, as ComfyUI does.
+
+    Returns {pack path: error} for the scripts that raised; a failure is logged and never stops start-up.
+    """
+    allowed = set(allowed)
+    errors: dict[str, str] = {}
+    for folder in dirs:
+        for entry in discover(folder):
+            script = entry / "prestartup_script.py"
+            if (entry.name.endswith(DISABLED_SUFFIX) or (disable_all and pack_name(entry) not in allowed)
+                    or not script.is_file()):
+                continue
+            try:
+                runpy.run_path(str(script), run_name=module_name_for(pack_name(entry)) + ".prestartup_script")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a pack's script may raise anything, sys.exit included
+                errors[str(entry)] = _describe(exc)
+                log.error("prestartup script of %s failed: %s\n%s", entry, errors[str(entry)],
+                          "".join(tb.format_exception(exc)))
+    return errors
 
 
 def discover(folder: str | Path) -> list[Path]:
@@ -368,7 +398,30 @@ def _record_failure(report: PackReport, exc: BaseException) -> None:
               report.traceback)
 
 
+# Top-level modules whose names come from ComfyUI: a name missing there is our gap, not the pack's.
+COMFY_MODULES = ("comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "nodes", "server",
+                 "execution", "node_helpers", "folder_paths", "latent_preview")
+_GAP = ("is not provided by Diffgraph yet: a Diffgraph compatibility gap, not a problem with the pack or its "
+        "requirements (see custom_nodes/README.md)")
+
+
+def _comfy_gap(exc: BaseException) -> str | None:
+    """The missing ComfyUI name behind an import-time error, if that is what it is."""
+    if isinstance(exc, ImportError) and exc.name and exc.name.split(".")[0] in COMFY_MODULES:
+        if isinstance(exc, ModuleNotFoundError):
+            return exc.name
+        text = str(exc)  # "cannot import name 'X' from 'nodes' (...)"
+        return f"{exc.name}.{text.split(chr(39))[1]}" if text.startswith("cannot import name '") else None
+    if isinstance(exc, AttributeError) and getattr(exc, "name", None) and str(exc).startswith("module '"):
+        module = str(exc).split("'")[1]
+        return f"{module}.{exc.name}" if module.split(".")[0] in COMFY_MODULES else None
+    return None
+
+
 def _describe(exc: BaseException) -> str:
+    gap = _comfy_gap(exc)
+    if gap:
+        return f"ComfyUI name {gap!r} {_GAP}"
     if isinstance(exc, ModuleNotFoundError) and exc.name and not exc.name.startswith(NAMESPACE):
         return (f"missing dependency {exc.name!r} ({exc}); install the pack's requirements, "
                 "e.g. pip install -r requirements.txt")

@@ -168,10 +168,10 @@ class NodeSchema:
             raise NodeDefinitionError(f"{name}: INPUT_TYPES() must return a dict, got {type(spec).__name__}")
         inputs = tuple(_read_section(name, spec, section) for section in ("required", "optional", "hidden"))
         ret = tuple(getattr(node_cls, "RETURN_TYPES", ()) or ())
-        names = tuple(getattr(node_cls, "RETURN_NAMES", None) or [str(t) if not isinstance(t, list)
-                                                                   else COMBO for t in ret])
-        is_list = tuple(getattr(node_cls, "OUTPUT_IS_LIST", None) or [False] * len(ret))
-        tips = tuple(getattr(node_cls, "OUTPUT_TOOLTIPS", None) or [None] * len(ret))
+        names = tuple(_output_attr(node_cls, "RETURN_NAMES") or [str(t) if not isinstance(t, list)
+                                                                  else COMBO for t in ret])
+        is_list = tuple(_output_attr(node_cls, "OUTPUT_IS_LIST") or [False] * len(ret))
+        tips = tuple(_output_attr(node_cls, "OUTPUT_TOOLTIPS") or [None] * len(ret))
         function = getattr(node_cls, "FUNCTION", None)
         if not isinstance(function, str) or not callable(getattr(node_cls, function, None)):
             raise NodeDefinitionError(f"{name}: FUNCTION={function!r} does not name a method of the class")
@@ -309,6 +309,19 @@ def node(name: str, *, category: str = "diffgraph", display_name: str | None = N
         return cls
     return decorate
 
+
+def _output_attr(node_cls: type, attr: str) -> Any:
+    """A per-output list, unless inherited from above the class that redefines RETURN_TYPES.
+
+    A pack's subclass of a core node that adds or drops an output (a 4th output on
+    CheckpointLoaderSimple) would otherwise keep our typed base class's 3-entry lists, which
+    ComfyUI's own core classes do not declare.
+    """
+    owner = next((c for c in node_cls.__mro__ if attr in vars(c)), None)
+    ret_owner = next((c for c in node_cls.__mro__ if "RETURN_TYPES" in vars(c)), None)
+    if owner is None or (ret_owner is not None and owner is not ret_owner and issubclass(ret_owner, owner)):
+        return None
+    return vars(owner)[attr]
 
 def _check_declaration(name: str, cls: type, inputs: tuple, outputs: tuple, hidden: Sequence[str]) -> None:
     def fail(msg: str) -> None:

@@ -3,7 +3,7 @@
 Every module in this package whose name ends in `_nodes` contributes its `NODE_CLASS_MAPPINGS`
 (and `NODE_DISPLAY_NAME_MAPPINGS`). For ComfyUI packs that `import nodes`, this module also
 carries ComfyUI's names: `MAX_RESOLUTION` and each built-in node class as an attribute
-(`nodes.KSampler`, `nodes.LoraLoader`, ...).
+(`nodes.KSampler`, `nodes.LoraLoader`, ...) with ComfyUI's method names, and `common_ksampler`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import importlib
 import pkgutil
 from typing import Any
 
+from .comfy_classes import apply_comfy_names
+from .sampling_nodes import common_ksampler
+
 MAX_RESOLUTION = 16384
+__all__ = ["MAX_RESOLUTION", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "common_ksampler"]
 
 
 def _node_modules() -> list[Any]:
@@ -32,6 +36,7 @@ def _collect() -> tuple[dict[str, type], dict[str, str]]:
 
 
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = _collect()
+apply_comfy_names(NODE_CLASS_MAPPINGS)  # ComfyUI's FUNCTION names (load_checkpoint, sample, ...)
 
 
 def __getattr__(name: str) -> Any:
@@ -39,4 +44,4 @@ def __getattr__(name: str) -> Any:
     try:
         return NODE_CLASS_MAPPINGS[name]
     except KeyError:
-        raise AttributeError(f"module 'nodes' has no attribute {name!r}") from None
+        raise AttributeError(f"module 'nodes' has no attribute {name!r}", name=name) from None
