@@ -19,6 +19,8 @@ COMFY_FUNCTIONS = {
     "LoraLoader": "load_lora", "LoraLoaderModelOnly": "load_lora_model_only", "LoadImage": "load_image",
     "SaveImage": "save_images", "PreviewImage": "save_images", "ImageScale": "upscale",
     "ImageScaleBy": "upscale", "ImagePadForOutpaint": "expand_image",
+    "RebatchImages": "rebatch", "RebatchLatents": "rebatch", "ImageBatch": "batch", "EmptyImage": "generate",
+    "SolidMask": "solid", "ImageInvert": "invert", "LatentFromBatch": "frombatch", "RepeatLatentBatch": "repeat",
 }
 
 
