@@ -318,8 +318,10 @@ def _output_attr(node_cls: type, attr: str) -> Any:
     ComfyUI's own core classes do not declare.
     """
     owner = next((c for c in node_cls.__mro__ if attr in vars(c)), None)
+    if owner is None:  # not a class attribute: e.g. a metaclass property (V3 nodes), or absent
+        return getattr(node_cls, attr, None)
     ret_owner = next((c for c in node_cls.__mro__ if "RETURN_TYPES" in vars(c)), None)
-    if owner is None or (ret_owner is not None and owner is not ret_owner and issubclass(ret_owner, owner)):
+    if (ret_owner is not None and owner is not ret_owner and issubclass(ret_owner, owner)):
         return None
     return vars(owner)[attr]
 

@@ -22,6 +22,9 @@ from web_ui import (
 
 from tests.workflow_pairs import OWN, SHARED, needs_shared
 
+# The default graph (workflows/default.ui.json): its nodes, the vocabulary Note included.
+N_DEFAULT = len(json.loads((OWN.parents[2] / "workflows" / "default.ui.json").read_text())["nodes"])
+
 
 def queue_and_wait_idle(page) -> None:
     page.click("#queue-button")
@@ -67,7 +70,7 @@ def test_png_drop_restores_workflow_from_its_text_chunk(editor):
     png = editor.fetch_bytes(src[src.index("/api/view"):])
     page.evaluate("app.graph.clear()")
     drop_file(page, png, "dropped.png", "image/png")
-    page.wait_for_function("app.graph._nodes.length === 7")
+    page.wait_for_function(f"app.graph._nodes.length === {N_DEFAULT}")
     assert page.evaluate("(id) => app.graph.getNodeById(id).title", enc) == "Restored prompt"
     assert widget_value(page, enc, "text") == "a green circle from the png"
     editor.shot("08-png-dropped")
@@ -101,11 +104,11 @@ def test_save_then_load_round_trip_is_equal(editor, tmp_path):
     dl.value.save_as(saved)
     assert saved.name == "roundtrip.json"
     data = json.loads(saved.read_text())
-    assert data["version"] == 0.4 and len(data["nodes"]) == 7 and len(data["links"]) == 9
+    assert data["version"] == 0.4 and len(data["nodes"]) == N_DEFAULT and len(data["links"]) == 9
     assert all(isinstance(n["size"], list) for n in data["nodes"])
     page.evaluate("app.graph.clear()")
     page.set_input_files("#file-input", str(saved))
-    page.wait_for_function("app.graph._nodes.length === 7")
+    page.wait_for_function(f"app.graph._nodes.length === {N_DEFAULT}")
     again = page.evaluate("app.graphToPrompt().workflow")
     assert again == data
     assert widget_value(page, sampler, "steps") == 7
@@ -159,14 +162,14 @@ def test_copy_paste_of_a_group_selection(editor):
     page = editor.page
     page.locator("#graph-canvas").click(position={"x": 700, "y": 780})
     page.keyboard.press("Control+a")
-    assert page.evaluate("Object.keys(app.canvas.selected_nodes).length") == 7
+    assert page.evaluate("Object.keys(app.canvas.selected_nodes).length") == N_DEFAULT
     page.keyboard.press("Control+c")
     page.mouse.move(700, 700)
     page.keyboard.press("Control+v")
-    assert page.evaluate("app.graph._nodes.length") == 14
+    assert page.evaluate("app.graph._nodes.length") == 2 * N_DEFAULT
     assert page.evaluate("Object.keys(app.graph.links).length") == 18, "links inside the selection are pasted too"
     page.keyboard.press("Delete")
-    assert page.evaluate("app.graph._nodes.length") == 7
+    assert page.evaluate("app.graph._nodes.length") == N_DEFAULT
 
 
 def test_queue_panel_cancels_a_pending_prompt_and_interrupt_stops_the_running_one(editor):

@@ -146,7 +146,7 @@ def test_reroute_chain_adopts_the_type_and_resolves_to_the_original_link(editor,
     # The saved chain loads back typed and still resolves.
     saved = tmp_path / "reroutes.json"
     saved.write_text(json.dumps(converted["workflow"]))
-    open_workflow_file(page, saved, 9)
+    open_workflow_file(page, saved, len(converted["workflow"]["nodes"]))
     assert slot_type(page, second) == "MODEL"
     assert browser_prompt(page)["output"] == converted["output"]
     page.click("#queue-button")
